@@ -1,0 +1,57 @@
+"""`federation ROLE`: the one entry point of the image.
+
+    federation server   the SyftBox sync server (legacy Python server, own venv)
+    federation do       a data owner: publish the dataset, run approved jobs
+    federation ds       the data scientist's workflow, then serve the results
+    federation health   healthcheck of the role running in this container
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from federation.settings import SettingsError
+
+SYFTBOX_BIN = os.environ.get("SYFTBOX_BIN", "/opt/syftbox/bin")
+
+
+def server() -> int:
+    data = os.environ.get("SYFTBOX_DATA_FOLDER", "/home/syft/server")
+    env = os.environ | {"SYFTBOX_DATA_FOLDER": data, "SYFTBOX_AUTH_ENABLED": "false"}
+    port = os.environ.get("SYFTBOX_PORT", "5001")
+    # `syftbox server` in 0.4.0 only migrates; the app itself is served by uvicorn.
+    cmd = [f"{SYFTBOX_BIN}/uvicorn", "syftbox.server.server:app", "--host", "0.0.0.0", "--port", port,
+           "--log-level", "warning"]
+    os.execve(cmd[0], cmd, env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    role = argv[0] if argv else ""
+    if role == "server":
+        return server()
+    if role == "health":
+        from federation.health import check
+
+        return check()
+    if role not in ("do", "ds"):
+        print(__doc__, file=sys.stderr)
+        return 2
+
+    from federation.syftbox import configure_logging
+
+    configure_logging()
+    try:
+        if role == "do":
+            from federation.owner import main as role_main
+        else:
+            from federation.scientist import main as role_main
+        return role_main()
+    except SettingsError as e:
+        print(f"federation {role}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""How a party reaches the network: its SyftBox client, its keys, its sync rules.
+
+Each party runs the legacy SyftBox client as a child process on its own data
+folder; everything the parties exchange are files that client syncs through the
+server. Nothing here knows about datasets or jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from federation.settings import Party
+
+log = logging.getLogger(__name__)
+
+SYFTBOX_PYTHON = os.environ.get("SYFTBOX_PYTHON", "/opt/syftbox/bin/python")
+LAUNCHER = Path(__file__).with_name("syftbox_launcher.py")
+CLIENT_PORT = int(os.environ.get("SYFTBOX_CLIENT_PORT", "7938"))
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+    """Poll `check` until it is true; on timeout raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def server_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/info", timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class SyncClient:
+    """The party's SyftBox client process, started once and watched."""
+
+    def __init__(self, party: Party):
+        self.party = party
+        self.proc: subprocess.Popen | None = None
+        os.environ["SYFTBOX_CLIENT_CONFIG_PATH"] = str(party.config_path)
+
+    def start(self, timeout: float = 120) -> None:
+        party = self.party
+        wait_for(lambda: server_answers(party.server_url), timeout, f"the sync server at {party.server_url}")
+        party.state_dir.mkdir(parents=True, exist_ok=True)
+        log_file = open(party.state_dir / "syftbox-client.log", "ab")
+        cmd = [
+            SYFTBOX_PYTHON, str(LAUNCHER), "client",
+            "--config", str(party.config_path),
+            "--email", party.email,
+            "--data-dir", str(party.syftbox_dir),
+            "--server", party.server_url,
+            "--port", str(CLIENT_PORT),
+            "--no-open-dir",
+        ]
+        log.debug("starting SyftBox client: %s", " ".join(cmd))
+        self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_for(self._ready, timeout, f"the SyftBox client of {party.email} (log: {log_file.name})")
+        log.info("SyftBox client of %s is syncing with %s", party.email, party.server_url)
+
+    def _ready(self) -> bool:
+        self.check_alive()
+        return self.party.config_path.exists() and (self.ignore_file).exists() and self.datasite.exists()
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                f"the SyftBox client exited with code {self.proc.returncode}; "
+                f"see {self.party.state_dir / 'syftbox-client.log'}"
+            )
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    @property
+    def datasites(self) -> Path:
+        return self.party.syftbox_dir / "datasites"
+
+    @property
+    def datasite(self) -> Path:
+        return self.datasites / self.party.email
+
+    @property
+    def ignore_file(self) -> Path:
+        return self.datasites / "_.syftignore"
+
+    def keep_off_the_wire(self, path_in_datasite: str) -> None:
+        """Never upload this folder of our own datasite (a gitwildmatch rule in _.syftignore).
+
+        Permission files cannot stop an owner's client from uploading its own files;
+        the ignore file can. The rule must be in place before anything is written there.
+        """
+        rule = f"/{self.party.email}/{path_in_datasite.strip('/')}/"
+        lines = self.ignore_file.read_text().splitlines()
+        if rule not in lines:
+            with self.ignore_file.open("a") as f:
+                f.write(f"\n# never synced: private to this party\n{rule}\n")
+            log.info("sync ignores %s", rule)
+
+    def ensure_keys(self):
+        """Create this party's encryption keys (did.json is published, the private key stays)."""
+        from syft_core import Client
+        from syft_crypto import ensure_bootstrap
+
+        client = ensure_bootstrap(Client.load(self.party.config_path))
+        return client
+
+    def public_key_path(self, email: str) -> Path:
+        return self.datasites / email / "public" / "did.json"
+
+    def wait_for_public_key(self, email: str, timeout: float) -> None:
+        """Messages from or to `email` need its did.json locally, or decryption fails and the job hangs."""
+        wait_for(lambda: self._alive_and(self.public_key_path(email).exists()), timeout,
+                 f"the public key of {email} to sync")
+
+    def _alive_and(self, condition: bool) -> bool:
+        self.check_alive()
+        return condition
+
+
+def configure_logging() -> None:
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=level, stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+    )
+    if level != "DEBUG":
+        # syft-* log through loguru at DEBUG/INFO by default: keep the container log readable.
+        try:
+            from loguru import logger as loguru_logger
+
+            loguru_logger.remove()
+            loguru_logger.add(sys.stderr, level=os.environ.get("SYFT_LOG_LEVEL", "WARNING"))
+        except ImportError:
+            pass

@@ -1,0 +1,34 @@
+"""Start the legacy SyftBox client (PyPI `syftbox` 0.4.0) with a tunable sync loop.
+
+Runs in the syftbox virtual environment, not the app one, so it imports nothing
+from this project. syftbox 0.4.0 hard-codes a 1 s sync loop in
+`SyncManager.__init__`; SYFTBOX_SYNC_INTERVAL (seconds, float) overrides it:
+shorter loops cut end-to-end latency and cost idle CPU.
+
+    python syftbox_launcher.py client --config ... --email ... [syftbox client options]
+"""
+
+import os
+import sys
+
+
+def _patch_sync_interval(seconds: float) -> None:
+    from syftbox.client.plugins.sync import manager
+
+    original_init = manager.SyncManager.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.sync_interval = seconds
+
+    manager.SyncManager.__init__ = init
+
+
+if __name__ == "__main__":
+    interval = os.environ.get("SYFTBOX_SYNC_INTERVAL")
+    if interval:
+        _patch_sync_interval(float(interval))
+    from syftbox.main import main
+
+    sys.argv = ["syftbox", *sys.argv[1:]]
+    sys.exit(main())
