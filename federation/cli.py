@@ -3,6 +3,8 @@
     federation server   the SyftBox sync server (legacy Python server, own venv)
     federation do       a data owner: publish the dataset, run approved jobs
     federation ds       the data scientist's workflow, then serve the results
+    federation submit [SECONDS]
+                        submit the app to every owner only, watch the jobs, print their status
     federation health   healthcheck of the role running in this container
 """
 
@@ -35,22 +37,32 @@ def main(argv: list[str] | None = None) -> int:
         from federation.health import check
 
         return check()
-    if role not in ("do", "ds"):
+    if role not in ("do", "ds", "submit"):
         print(__doc__, file=sys.stderr)
         return 2
 
-    from federation.syftbox import configure_logging
+    from federation.network import configure_logging
 
     configure_logging()
     try:
         if role == "do":
             from federation.owner import main as role_main
+        elif role == "submit":
+            from federation.scientist import submit_only
+
+            return submit_only(float(argv[1]) if len(argv) > 1 else 10.0)
         else:
             from federation.scientist import main as role_main
         return role_main()
     except SettingsError as e:
         print(f"federation {role}: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # one clear line for a person; the traceback with LOG_LEVEL=DEBUG
+        import logging
+
+        logging.getLogger("federation").debug("traceback", exc_info=True)
+        print(f"federation {role}: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

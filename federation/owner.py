@@ -16,7 +16,7 @@ from federation import data, health
 from federation.permissions import grant_guest_access
 from federation.runner import Runner
 from federation.settings import OwnerSettings
-from federation.syftbox import SyncClient
+from federation.network import SyncClient
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ class NotApproved(RuntimeError):
 class Runner:
     def __init__(self, rds, sync, allowlist: list[str], state_dir: Path, job_timeout: float):
         self.rds = rds  # the owner's admin RDS session
-        self.sync = sync  # federation.syftbox.SyncClient
+        self.sync = sync  # federation.network.SyncClient
         self.allowlist = allowlist
         self.jobs_dir = state_dir / "jobs"
         self.job_timeout = job_timeout

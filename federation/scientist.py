@@ -14,12 +14,13 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from federation import health
 from federation.settings import ScientistSettings
-from federation.syftbox import SyncClient, wait_for
+from federation.network import SyncClient, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def bootstrap(settings: ScientistSettings, run_dir: Path) -> Path:
     return app_dir
 
 
-def submit(settings: ScientistSettings, owner: Owner, app_dir: Path) -> None:
+def submit(settings: ScientistSettings, app_dir: Path, owner: Owner) -> None:
     owner.job = owner.session.job.submit(
         name=f"fed-histograms-{app_dir.parent.name}", user_code_path=str(app_dir),
         dataset_name=settings.dataset, entrypoint="main.py",
@@ -171,6 +172,24 @@ def write_run(settings: ScientistSettings, record: dict) -> None:
     tmp.replace(path)
 
 
+def for_each(owners: list[Owner], fn, *args) -> None:
+    """Run `fn(*args, owner)` for every owner at once: each waits on its own owner's sync."""
+    with ThreadPoolExecutor(max_workers=len(owners)) as pool:
+        for future in [pool.submit(fn, *args, o) for o in owners]:
+            future.result()
+
+
+def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: list[Owner], step) -> Path:
+    """Steps 1–6: log in, explore, bootstrap, submit; returns the bootstrapped app folder."""
+    step("login", for_each, owners, login, sync, settings)
+    step("explore", for_each, owners, explore, settings)
+    run_dir = settings.party.state_dir / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True)
+    app_dir = step("bootstrap", bootstrap, settings, run_dir)
+    step("submit", for_each, owners, submit, settings, app_dir)
+    return app_dir
+
+
 def workflow(settings: ScientistSettings, sync: SyncClient, record: dict) -> None:
     owners = [Owner(e) for e in settings.datasites]
     record["owners"] = {o.email: {"status": o.status} for o in owners}
@@ -188,16 +207,11 @@ def workflow(settings: ScientistSettings, sync: SyncClient, record: dict) -> Non
         write_run(settings, record)
 
     try:
-        step("login", lambda: [login(sync, settings, o) for o in owners])
-        step("explore", lambda: [explore(settings, o) for o in owners])
-        run_dir = settings.party.state_dir / "runs" / time.strftime("%Y%m%d-%H%M%S")
-        run_dir.mkdir(parents=True)
-        app_dir = step("bootstrap", bootstrap, settings, run_dir)
-        step("submit", lambda: [submit(settings, o, app_dir) for o in owners])
+        app_dir = prepare_and_submit(settings, sync, owners, step)
         note_owners()
         step("approval", wait_until_running, settings, owners, sync)
         note_owners()
-        step("server", run_server, settings, app_dir, run_dir)
+        step("server", run_server, settings, app_dir, app_dir.parent)
         aggregate = check_every_reply(settings)
         record["datasites"] = aggregate["datasites"]
     finally:
@@ -238,4 +252,31 @@ def main() -> int:
 
     health.report("ready", "results served")
     serve_results(settings.results_dir, port=int(os.environ.get("RESULTS_PORT", "8080")))
+    return 0
+
+
+def submit_only(watch_seconds: float) -> int:
+    """`federation submit`: steps 1–6 only, then report each job's status for a while.
+
+    For a person (or a test) checking what an owner does with a job; runs no server.
+    """
+    settings = ScientistSettings.from_env()
+    sync = SyncClient(settings.party)
+    owners = [Owner(e) for e in settings.datasites]
+    try:
+        sync.start()
+        sync.ensure_keys()
+        prepare_and_submit(settings, sync, owners, lambda name, fn, *args: fn(*args))
+        deadline = time.monotonic() + watch_seconds
+        while time.monotonic() < deadline:
+            for o in owners:
+                refresh(o)
+            time.sleep(1)
+    except (WorkflowError, TimeoutError) as e:
+        log.error("%s", e)
+        return 1
+    finally:
+        sync.stop()
+    print(json.dumps({o.email: {"job": o.job.uid.hex if o.job else None, "status": o.status,
+                                "reason": o.reason} for o in owners}))
     return 0

@@ -11,6 +11,10 @@ shorter loops cut end-to-end latency and cost idle CPU.
 import os
 import sys
 
+# Run as a script, this file's folder would come first on sys.path and its
+# modules would shadow the syftbox package's own imports.
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
 
 def _patch_sync_interval(seconds: float) -> None:
     from syftbox.client.plugins.sync import manager
