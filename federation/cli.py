@@ -4,7 +4,8 @@
     federation do       a data owner: publish the dataset, run approved jobs
     federation ds       the data scientist's workflow, then serve the results
     federation submit [SECONDS]
-                        submit the app to every owner only, watch the jobs, print their status
+                        submit the app to every owner only, watch the jobs, print
+                        their status as one line `RESULT {json}`
     federation health   healthcheck of the role running in this container
 """
 

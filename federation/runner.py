@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -68,10 +69,15 @@ class Runner:
         if str(job.status.value) != APPROVED:
             raise NotApproved(f"job {job.uid.hex} has status {job.status.value}; only approved jobs run")
         user_code = self.rds.user_code.get(uid=job.user_code_id)
-        code_dir, entrypoint = Path(user_code.local_dir), user_code.entrypoint
+        entrypoint = user_code.entrypoint
         data_dir = Path(self.rds.dataset.get(name=job.dataset_name).get_private_path())
         out = self.jobs_dir / job.uid.hex
         (out / "output").mkdir(parents=True, exist_ok=True)
+        # The submitted code lives in the synced tree, readable by its submitter: run a copy
+        # outside it, so nothing the job writes next to its code can sync anywhere.
+        code_dir = out / "code"
+        shutil.rmtree(code_dir, ignore_errors=True)
+        shutil.copytree(user_code.local_dir, code_dir)
         self.sync.wait_for_public_key(job.created_by, timeout=60)
 
         self.rds.job.update_job_status(job.get_update_for_in_progress(), job)
@@ -80,6 +86,7 @@ class Runner:
             "DATA_DIR": str(data_dir),
             "OUTPUT_DIR": str(out / "output"),
             "CODE_DIR": str(code_dir),
+            "PYTHONDONTWRITEBYTECODE": "1",
         }
         started = time.time()
         with open(out / "stdout.log", "wb") as stdout, open(out / "stderr.log", "wb") as stderr:

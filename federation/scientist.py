@@ -124,6 +124,14 @@ def wait_until_running(settings: ScientistSettings, owners: list[Owner], sync: S
         time.sleep(0.5)
 
 
+def wait_until_done(owners: list[Owner], timeout: float = 30) -> None:
+    """Record each owner's final job status (it syncs back a moment after the round)."""
+    try:
+        wait_for(lambda: all(refresh(o) in DONE for o in owners), timeout, "the owners' final job status", 0.5)
+    except TimeoutError as e:
+        log.warning("%s; recording the last status seen", e)
+
+
 def run_server(settings: ScientistSettings, app_dir: Path, run_dir: Path) -> None:
     """The Flower server, in this environment (no fresh venv), writing into the results folder."""
     env = os.environ | {
@@ -214,6 +222,7 @@ def workflow(settings: ScientistSettings, sync: SyncClient, record: dict) -> Non
         step("server", run_server, settings, app_dir, app_dir.parent)
         aggregate = check_every_reply(settings)
         record["datasites"] = aggregate["datasites"]
+        step("finish", wait_until_done, owners)
     finally:
         for o in owners:
             if o.job is not None:
@@ -277,6 +286,6 @@ def submit_only(watch_seconds: float) -> int:
         return 1
     finally:
         sync.stop()
-    print(json.dumps({o.email: {"job": o.job.uid.hex if o.job else None, "status": o.status,
+    print("RESULT " + json.dumps({o.email: {"job": o.job.uid.hex if o.job else None, "status": o.status,
                                 "reason": o.reason} for o in owners}))
     return 0

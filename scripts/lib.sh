@@ -27,8 +27,9 @@ prepare() {
   if [ -z "${PIMA_DATA_DIR:-}" ] && [ -f "$repo/../shared/data/pima-indians-diabetes.csv" ]; then
     export PIMA_DATA_DIR=$(cd "$repo/../shared/data" && pwd)
   fi
-  # The DS writes results/ as uid 1000 (the image's user).
-  mkdir -p "$repo/results"
-  if [ "$(stat -c %u "$repo/results")" != 1000 ]; then chmod a+rwx "$repo/results"; fi
+  # The DS writes the results folder as uid 1000 (the image's user).
+  local results=${RESULTS_HOST_DIR:-$repo/results}
+  mkdir -p "$results"
+  if [ "$(stat -c %u "$results")" != 1000 ]; then chmod a+rwx "$results"; fi
   say "base image $BASE_IMAGE; demo data ${PIMA_DATA_DIR:-downloaded by the owners}"
 }

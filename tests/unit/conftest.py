@@ -17,25 +17,6 @@ if str(FED_APP_DIR) not in sys.path:
     sys.path.insert(0, str(FED_APP_DIR))
 
 
-def pima_csv_path() -> Path:
-    env = os.environ.get("PIMA_CSV", "").strip()
-    if env:
-        return Path(env)
-    return REPO_ROOT.parent / "shared/data/pima-indians-diabetes.csv"
-
-
-@pytest.fixture(scope="session")
-def pima_csv() -> Path:
-    path = pima_csv_path()
-    if not path.is_file():
-        pytest.fail(
-            f"Pima CSV not found at {path}: put pima-indians-diabetes.csv in "
-            "../shared/data/ next to the repository root or set PIMA_CSV",
-            pytrace=False,
-        )
-    return path
-
-
 def pytest_configure(config):
     # syft_rds (imported by syft_flwr) triggers pydantic v2 deprecation warnings
     config.addinivalue_line(
