@@ -47,12 +47,25 @@ class Runner:
 
     def serve_once(self) -> None:
         for job in self.rds.job.get_all():
-            status = job.status.value
-            if status == PENDING:
-                self.review(job)
+            try:
                 status = job.status.value
-            if status == APPROVED:
-                self.run(job)
+                if status == PENDING:
+                    self.review(job)
+                    status = job.status.value
+                if status == APPROVED:
+                    self.run(job)
+            except NotApproved as e:
+                log.warning("%s", e)
+            except Exception as e:  # one bad job must not stop the owner serving the next
+                log.error("job %s: %s: %s", job.uid.hex[:8], type(e).__name__, e)
+                self._fail(job, f"{type(e).__name__}: {e}")
+
+    def _fail(self, job, error: str) -> None:
+        self._record(job, "run", {"return_code": None, "error": error})
+        try:
+            self.rds.job.update_job_status(job.get_update_for_return_code(return_code=1, error_message=error), job)
+        except Exception as e:
+            log.error("job %s: could not record the failure: %s", job.uid.hex[:8], e)
 
     def review(self, job) -> None:
         decision = decide(job.created_by, self.allowlist)
