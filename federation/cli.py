@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from federation.settings import SettingsError
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     from federation.network import configure_logging
 
     configure_logging()
+    # `docker stop` sends SIGTERM to this process: unwind (closing the SyftBox client,
+    # which then removes its pidfile) instead of being killed mid-write.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         if role == "do":
             from federation.owner import main as role_main

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import http.client
 import io
 import logging
 import math
@@ -53,7 +54,7 @@ def read_private_csvs(folder: Path) -> Table:
 
 def read_csv(path: Path) -> Table:
     """One CSV, checked: the columns of COLUMNS (in that order), numbers, Outcome 0/1, rows."""
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: CSVs saved by Excel
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
@@ -114,7 +115,7 @@ def public_pima(local_copy: Path | None, url: str, cache: Path) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=60) as resp:
             content = resp.read()
-    except OSError as e:
+    except (OSError, ValueError, http.client.HTTPException) as e:
         raise DatasetError(f"no private data and the public Pima file could not be downloaded from {url}: {e}") from e
     digest = _sha256(content)
     if digest != PIMA_SHA256:

@@ -55,6 +55,10 @@ class SyncClient:
         party = self.party
         wait_for(lambda: server_answers(party.server_url), timeout, f"the sync server at {party.server_url}")
         party.state_dir.mkdir(parents=True, exist_ok=True)
+        # A pidfile left by the previous container names a PID that, in this new
+        # container, may well be alive (PIDs start again at 1): the client would
+        # then refuse to start. Only this process runs a client on this folder.
+        (party.syftbox_dir / "syftbox.pid").unlink(missing_ok=True)
         log_file = open(party.state_dir / "syftbox-client.log", "ab")
         cmd = [
             SYFTBOX_PYTHON, str(LAUNCHER), "client",
@@ -71,8 +75,17 @@ class SyncClient:
         log.info("SyftBox client of %s is syncing with %s", party.email, party.server_url)
 
     def _ready(self) -> bool:
+        """The client answers on its local port (files alone may be left from an earlier run)."""
         self.check_alive()
-        return self.party.config_path.exists() and (self.ignore_file).exists() and self.datasite.exists()
+        if not (self.party.config_path.exists() and self.ignore_file.exists() and self.datasite.exists()):
+            return False
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{CLIENT_PORT}/", timeout=2).close()
+        except urllib.error.HTTPError:
+            pass  # any HTTP answer means it is up
+        except (urllib.error.URLError, OSError):
+            return False
+        return True
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:

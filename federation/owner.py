@@ -84,6 +84,14 @@ def main() -> int:
             time.sleep(3600)
 
     sync = SyncClient(settings.party)
+    try:
+        serve(settings, sync, private_dir, table)
+    finally:
+        sync.stop()
+    return 0
+
+
+def serve(settings: OwnerSettings, sync: SyncClient, private_dir: Path, table: data.Table) -> None:
     sync.start()
     sync.keep_off_the_wire("private")  # syft-rds 0.4.0 copies private data here
     sync.ensure_keys()
@@ -104,4 +112,3 @@ def main() -> int:
 
     health.report("ready", f"serving {settings.dataset}")
     Runner(rds, sync, settings.allowlist, settings.party.state_dir, settings.job_timeout).serve_forever()
-    return 0

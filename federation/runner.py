@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,15 @@ APPROVED = "approved"
 
 class NotApproved(RuntimeError):
     pass
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Stop the job and whatever it left running (its process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 class Runner:
@@ -103,17 +113,18 @@ class Runner:
         }
         started = time.time()
         with open(out / "stdout.log", "wb") as stdout, open(out / "stderr.log", "wb") as stderr:
+            # Its own process group, so the time limit stops everything the job started.
             proc = subprocess.Popen(
                 [sys.executable, entrypoint], cwd=code_dir, env=env,
-                stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+                stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True,
             )
             try:
                 code = proc.wait(timeout=self.job_timeout)
                 error = None if code == 0 else f"exit code {code}; see {out / 'stderr.log'}"
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                code, error = -1, f"stopped after the owner's limit of {self.job_timeout:.0f} s"
+                code, error = -1, f"stopped after the owner's limit of {self.job_timeout:g} s"
+            finally:
+                _kill_group(proc)
         update = job.get_update_for_return_code(return_code=code, error_message=error)
         self.rds.job.update_job_status(update, job)
         self._record(job, "run", {"return_code": code, "error": error, "seconds": round(time.time() - started, 1)})

@@ -168,7 +168,11 @@ def archive_previous(results: Path) -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((results / "run.json").stat().st_mtime
                                                           if (results / "run.json").exists() else time.time()))
     dest = results / "history" / stamp
-    dest.mkdir(parents=True, exist_ok=True)
+    suffix = 1
+    while dest.exists():  # two runs within a second: never merge into an earlier archive
+        dest = results / "history" / f"{stamp}-{suffix}"
+        suffix += 1
+    dest.mkdir(parents=True)
     for p in previous:
         shutil.move(str(p), dest / p.name)
 
@@ -246,11 +250,12 @@ def main() -> int:
         sync.start()
         sync.ensure_keys()
         workflow(settings, sync, record)
-    except (WorkflowError, TimeoutError, RuntimeError) as e:
-        record.update(status="failed", error=str(e), finished=time.time())
+    except Exception as e:  # whatever it was, the run record and the health say so
+        record.update(status="failed", error=f"{e}" if isinstance(e, WorkflowError) else f"{type(e).__name__}: {e}",
+                      finished=time.time())
         write_run(settings, record)
-        log.error("run failed: %s", e)
-        health.report("failed", str(e))
+        log.error("run failed: %s", record["error"])
+        health.report("failed", record["error"])
         sync.stop()
         return 1
     record.update(status="ok", finished=time.time())
@@ -260,7 +265,10 @@ def main() -> int:
     from federation.web import serve_results
 
     health.report("ready", "results served")
-    serve_results(settings.results_dir, port=int(os.environ.get("RESULTS_PORT", "8080")))
+    try:
+        serve_results(settings.results_dir, port=int(os.environ.get("RESULTS_PORT", "8080")))
+    finally:
+        sync.stop()
     return 0
 
 

@@ -54,6 +54,13 @@ def _float(name: str, default: str) -> float:
     return value
 
 
+def _count(name: str, default: str) -> int:
+    raw = _get(name, default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"setting {name}: {raw!r} is not a whole number >= 1")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Party:
     """Settings every party (DO or DS) shares: who it is and where its SyftBox lives."""
@@ -102,7 +109,6 @@ class OwnerSettings:
         if not m or not (1 <= int(m.group(1)) <= int(m.group(2))):
             raise SettingsError(f"setting DEMO_PARTITION: {part!r} is not of the form i/n with 1 <= i <= n")
         pima = os.environ.get("PIMA_CSV", "").strip()
-        mock_rows = _float("MOCK_ROWS", "40")
         return cls(
             party=Party.from_env(),
             dataset=_get("DATASET_NAME", DEFAULT_DATASET),
@@ -114,7 +120,7 @@ class OwnerSettings:
             ),
             demo_partition=(int(m.group(1)), int(m.group(2))),
             allowlist=_emails("APPROVE_JOBS_FROM"),
-            mock_rows=int(mock_rows),
+            mock_rows=_count("MOCK_ROWS", "40"),
             job_timeout=_float("JOB_TIMEOUT", "600"),
         )
 

@@ -1,0 +1,62 @@
+"""Host-side control of a compose stack for scripts/soak and scripts/bench (stdlib only).
+
+Each tool runs its own stack (project name, results folder, port), so a demo a
+person left running is not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, project: str, extra_files: list[str] | None = None):
+        self.project = project
+        self.files = ["compose.yaml", *(extra_files or [])]
+        self.results = Path(tempfile.mkdtemp(prefix=f"{project}-results-"))
+        self.results.chmod(0o777)  # the DS writes as the image's uid 1000
+        self.env = os.environ | {"RESULTS_HOST_DIR": str(self.results), "RESULTS_PORT": str(_free_port())}
+
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = ["docker", "compose", "-p", self.project]
+        for f in self.files:
+            cmd += ["-f", str(REPO / f)]
+        result = subprocess.run([*cmd, *args], env=self.env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"docker compose {' '.join(args)}: {result.stderr[-2000:]}")
+        return result
+
+    def run_record(self) -> dict | None:
+        try:
+            return json.loads((self.results / "run.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def wait_run(self, started_after: float, timeout: float = 600) -> dict:
+        """The DS's run record once a run that started after `started_after` has ended."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            record = self.run_record()
+            if record and record["started"] > started_after and record["status"] != "running":
+                return record
+            time.sleep(0.25)
+        raise TimeoutError(f"no finished run within {timeout:.0f} s; see `docker compose -p {self.project} logs ds`")
+
+    def down(self) -> None:
+        self.compose("down", "-v", "--remove-orphans", check=False)
+        shutil.rmtree(self.results, ignore_errors=True)
