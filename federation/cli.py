@@ -6,6 +6,8 @@
     federation submit [SECONDS]
                         submit the app to every owner only, watch the jobs, print
                         their status as one line `RESULT {json}`
+    federation inprocess RESULTS_DIR DATA_DIR...
+                        the same app through syft_flwr.run in this one process (benchmark)
     federation health   healthcheck of the role running in this container
 """
 
@@ -39,6 +41,16 @@ def main(argv: list[str] | None = None) -> int:
         from federation.health import check
 
         return check()
+    if role == "inprocess" and len(argv) >= 3:
+        import json
+        from pathlib import Path
+
+        from federation.inprocess import run
+
+        fed_app = Path(os.environ.get("FED_APP_DIR", "/app/fed_app"))
+        result = run(fed_app, [Path(a) for a in argv[2:]], Path(argv[1]))
+        print("RESULT " + json.dumps(result))
+        return 0
     if role not in ("do", "ds", "submit"):
         print(__doc__, file=sys.stderr)
         return 2

@@ -77,14 +77,19 @@ def explore(settings: ScientistSettings, owner: Owner) -> None:
     log.info("%s: mock has %d rows in %d file(s); private path refused", owner.email, owner.mock_rows, len(mock_files))
 
 
-def bootstrap(settings: ScientistSettings, run_dir: Path) -> Path:
+def bootstrap_copy(fed_app: Path, run_dir: Path, aggregator: str, datasites: list[str]) -> Path:
+    """A fresh copy of the app in `run_dir`, bootstrapped for this aggregator and these owners."""
     import syft_flwr
 
     app_dir = run_dir / "fed_app"
-    shutil.copytree(settings.fed_app, app_dir,
+    shutil.copytree(fed_app, app_dir,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "results", "main.py", ".*"))
-    syft_flwr.bootstrap(app_dir, aggregator=settings.party.email, datasites=settings.datasites)
+    syft_flwr.bootstrap(app_dir, aggregator=aggregator, datasites=datasites)
     return app_dir
+
+
+def bootstrap(settings: ScientistSettings, run_dir: Path) -> Path:
+    return bootstrap_copy(settings.fed_app, run_dir, settings.party.email, settings.datasites)
 
 
 def submit(settings: ScientistSettings, app_dir: Path, owner: Owner) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -13,6 +11,8 @@ matplotlib.use("Agg")  # headless; must happen before any pyplot import elsewher
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from fed_app.atomic import atomic_file  # noqa: E402
 
 COLORS = {"0": "#1f77b4", "1": "#d62728"}
 
@@ -59,17 +59,8 @@ def plot_feature(feature: str, feat_agg: Mapping[str, Any], path: str | Path) ->
     fig.tight_layout()
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png")
     return path
 
 
