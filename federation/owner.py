@@ -111,4 +111,4 @@ def serve(settings: OwnerSettings, sync: SyncClient, private_dir: Path, table: d
     publish(rds, settings, private_dir, table)
 
     health.report("ready", f"serving {settings.dataset}")
-    Runner(rds, sync, settings.allowlist, settings.party.state_dir, settings.job_timeout).serve_forever()
+    Runner(rds, sync, settings.policy, settings.party.state_dir, settings.job_timeout).serve_forever()

@@ -1,14 +1,14 @@
-"""The data owner's job runner: policy decides, approved jobs run on private data.
+"""The data owner's job runner: the policy (or a person) decides, approved jobs run.
 
 A job runs only when its stored status is `approved` (syft-rds 0.4.0's own
 `run_private` would run a pending job too). It runs in this container's
-environment (`python <entrypoint>`, no fresh venv), with a time limit; its output
-and logs stay in the owner's state folder, outside the synced tree.
+environment (`python <entrypoint>`, no fresh venv), from a copy of its code
+outside the synced tree, in its own process group, with a time limit; its output
+and logs stay in the owner's state folder.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -18,12 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from federation.policy import decide
+from federation import jobs
+from federation.policy import APPROVE, REJECT, Policy, decide
 
 log = logging.getLogger(__name__)
-
-PENDING = "pending_code_review"
-APPROVED = "approved"
 
 
 class NotApproved(RuntimeError):
@@ -40,16 +38,19 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 class Runner:
-    def __init__(self, rds, sync, allowlist: list[str], state_dir: Path, job_timeout: float):
+    def __init__(self, rds, sync, policy: Policy, state_dir: Path, job_timeout: float):
         self.rds = rds  # the owner's admin RDS session
         self.sync = sync  # federation.network.SyncClient
-        self.allowlist = allowlist
-        self.jobs_dir = state_dir / "jobs"
+        self.policy = policy
+        self.records = jobs.Records(state_dir)
+        self.jobs_dir = self.records.root
         self.job_timeout = job_timeout
-        self._left_pending: set[str] = set()
 
     def serve_forever(self, poll: float = 1.0) -> None:
-        log.info("runner: approving jobs from %s", ", ".join(self.allowlist))
+        p = self.policy
+        log.info("runner: %s approval%s", p.mode, "" if p.mode == "manual" else
+                 f" for {', '.join(p.allowlist)}" + (f", {len(p.pinned_hashes)} pinned code hash(es)"
+                                                      if p.pinned_hashes else "") + f"; others {p.otherwise}")
         while True:
             self.sync.check_alive()
             self.serve_once()
@@ -58,11 +59,9 @@ class Runner:
     def serve_once(self) -> None:
         for job in self.rds.job.get_all():
             try:
-                status = job.status.value
-                if status == PENDING:
+                if jobs.status(job) == jobs.PENDING:
                     self.review(job)
-                    status = job.status.value
-                if status == APPROVED:
+                if jobs.status(job) == jobs.APPROVED:
                     self.run(job)
             except NotApproved as e:
                 log.warning("%s", e)
@@ -70,27 +69,28 @@ class Runner:
                 log.error("job %s: %s: %s", job.uid.hex[:8], type(e).__name__, e)
                 self._fail(job, f"{type(e).__name__}: {e}")
 
-    def _fail(self, job, error: str) -> None:
-        self._record(job, "run", {"return_code": None, "error": error})
-        try:
-            self.rds.job.update_job_status(job.get_update_for_return_code(return_code=1, error_message=error), job)
-        except Exception as e:
-            log.error("job %s: could not record the failure: %s", job.uid.hex[:8], e)
-
     def review(self, job) -> None:
-        decision = decide(job.created_by, self.allowlist)
-        self._record(job, "decision", {"approve": decision.approve, "reason": decision.reason})
-        if decision.approve:
+        """Decide once per job; a job left pending waits for a person."""
+        if "decision" in self.records.read(job):
+            return
+        digest = jobs.job_code_hash(self.rds, job)
+        decision = decide(self.policy, job.created_by, digest)
+        self.records.update(job, "code_hash", digest)
+        self.records.update(job, "decision", {"action": decision.action, "approve": decision.approve,
+                                              "reason": decision.reason, "by": "policy"})
+        if decision.action == APPROVE:
             log.info("job %s from %s approved: %s", job.uid.hex[:8], job.created_by, decision.reason)
-            self.rds.job.approve(job)
-        elif job.uid.hex not in self._left_pending:
-            self._left_pending.add(job.uid.hex)
+            jobs.approve(self.rds, job)
+        elif decision.action == REJECT:
+            log.warning("job %s from %s rejected: %s", job.uid.hex[:8], job.created_by, decision.reason)
+            jobs.reject(self.rds, job, decision.reason)
+        else:
             log.warning("job %s from %s left pending: %s", job.uid.hex[:8], job.created_by, decision.reason)
 
     def run(self, job) -> None:
         job = self.rds.job.get(uid=job.uid)  # the stored status, not a cached one
-        if str(job.status.value) != APPROVED:
-            raise NotApproved(f"job {job.uid.hex} has status {job.status.value}; only approved jobs run")
+        if jobs.status(job) != jobs.APPROVED:
+            raise NotApproved(f"job {job.uid.hex} has status {jobs.status(job)}; only approved jobs run")
         user_code = self.rds.user_code.get(uid=job.user_code_id)
         entrypoint = user_code.entrypoint
         data_dir = Path(self.rds.dataset.get(name=job.dataset_name).get_private_path())
@@ -127,16 +127,15 @@ class Runner:
                 _kill_group(proc)
         update = job.get_update_for_return_code(return_code=code, error_message=error)
         self.rds.job.update_job_status(update, job)
-        self._record(job, "run", {"return_code": code, "error": error, "seconds": round(time.time() - started, 1)})
+        self.records.update(job, "run", {"return_code": code, "error": error,
+                                         "seconds": round(time.time() - started, 1)})
         (log.info if code == 0 else log.error)(
             "job %s finished: %s", job.uid.hex[:8], "ok" if code == 0 else error
         )
 
-    def _record(self, job, key: str, value: dict) -> None:
-        path = self.jobs_dir / job.uid.hex / "runner.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        record = json.loads(path.read_text()) if path.exists() else {
-            "job": job.uid.hex, "name": job.name, "submitter": job.created_by, "dataset": job.dataset_name,
-        }
-        record[key] = value
-        path.write_text(json.dumps(record, indent=2))
+    def _fail(self, job, error: str) -> None:
+        self.records.update(job, "run", {"return_code": None, "error": error})
+        try:
+            self.rds.job.update_job_status(job.get_update_for_return_code(return_code=1, error_message=error), job)
+        except Exception as e:
+            log.error("job %s: could not record the failure: %s", job.uid.hex[:8], e)

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from federation.policy import Policy
+
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEFAULT_DATASET = "pima-indians-diabetes-database"
 
@@ -52,6 +54,22 @@ def _float(name: str, default: str) -> float:
     if value <= 0:
         raise SettingsError(f"setting {name}: must be > 0, got {raw}")
     return value
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _get(name, default).lower()
+    if value not in choices:
+        raise SettingsError(f"setting {name}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _hashes(name: str) -> tuple[str, ...]:
+    raw = os.environ.get(name, "")
+    hashes = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    for h in hashes:
+        if not re.fullmatch(r"[0-9a-f]{64}", h):
+            raise SettingsError(f"setting {name}: {h!r} is not a sha256 (64 hex digits)")
+    return hashes
 
 
 def _count(name: str, default: str) -> int:
@@ -98,7 +116,7 @@ class OwnerSettings:
     pima_csv: Path | None  # optional local copy of the public file, for the demo
     pima_url: str
     demo_partition: tuple[int, int]  # (index from 1, count)
-    allowlist: list[str]  # submitters whose jobs are approved automatically
+    policy: Policy  # which jobs run without a person
     mock_rows: int
     job_timeout: float
 
@@ -109,6 +127,10 @@ class OwnerSettings:
         if not m or not (1 <= int(m.group(1)) <= int(m.group(2))):
             raise SettingsError(f"setting DEMO_PARTITION: {part!r} is not of the form i/n with 1 <= i <= n")
         pima = os.environ.get("PIMA_CSV", "").strip()
+        mode = _choice("APPROVAL", "auto", ("auto", "manual"))
+        # Required in auto mode; in manual mode only a record of whom the owner trusts.
+        allowlist = (_emails("APPROVE_JOBS_FROM")
+                     if mode == "auto" or os.environ.get("APPROVE_JOBS_FROM", "").strip() else [])
         return cls(
             party=Party.from_env(),
             dataset=_get("DATASET_NAME", DEFAULT_DATASET),
@@ -119,7 +141,12 @@ class OwnerSettings:
                 "https://raw.githubusercontent.com/plotly/datasets/master/diabetes.csv",
             ),
             demo_partition=(int(m.group(1)), int(m.group(2))),
-            allowlist=_emails("APPROVE_JOBS_FROM"),
+            policy=Policy(
+                mode=mode,
+                allowlist=tuple(allowlist),
+                pinned_hashes=_hashes("APPROVED_CODE_HASHES"),
+                otherwise=_choice("UNAPPROVED_JOBS", "pending", ("pending", "reject")),
+            ),
             mock_rows=_count("MOCK_ROWS", "40"),
             job_timeout=_float("JOB_TIMEOUT", "600"),
         )

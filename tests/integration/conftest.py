@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -35,26 +36,34 @@ def compose(*args: str, check: bool = True, input: str | None = None, timeout: f
 
 
 def exec_in(service: str, *cmd: str, user: str | None = None, input: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
+            check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a command in the service's container. `docker exec`, not `docker compose exec`:
     the compose build used here always answers 0, whatever the command returned."""
     container = compose("ps", "-q", service).stdout.strip()
     assert container, f"service {service} has no running container"
-    args = ["docker", "exec", "-i", *(["-u", user] if user else []), container, *cmd]
+    env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
+    args = ["docker", "exec", "-i", *(["-u", user] if user else []), *env_args, container, *cmd]
+    # (docker exec answers with the command's own exit code)
     result = subprocess.run(args, capture_output=True, text=True, input=input, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"{service}: {' '.join(cmd)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
 
 
-def run_once(service: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str]:
-    """A one-off container of `service` (like `compose run --rm`); returns (exit code, output).
+def start_once(service: str, *args: str, env: dict[str, str] | None = None,
+               volumes: dict[str, str] | None = None) -> str:
+    """Start a one-off container of `service` (like `compose run`), detached; returns its id."""
+    env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
+    vol_args = [a for host, inside in (volumes or {}).items() for a in ("-v", f"{host}:{inside}")]
+    return compose("run", "-d", "--no-deps", *env_args, *vol_args, service, *args).stdout.strip().splitlines()[-1]
+
+
+def finish_once(cid: str, timeout: float = 300) -> tuple[int, str]:
+    """Wait for a one-off container; returns (exit code, output) and removes it.
 
     `docker compose run` here does not pass the container's exit code on (as with
     exec), so the container is started detached and waited for.
     """
-    env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
-    cid = compose("run", "-d", "--no-deps", *env_args, service, *args).stdout.strip().splitlines()[-1]
     try:
         code = subprocess.run(["docker", "wait", cid], capture_output=True, text=True,
                               timeout=timeout, check=True).stdout.strip()
@@ -64,12 +73,77 @@ def run_once(service: str, *args: str, env: dict[str, str] | None = None, timeou
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
 
+def run_once(service: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str]:
+    return finish_once(start_once(service, *args, env=env), timeout)
+
+
+FEATURES = ["Pregnancies", "Glucose", "BloodPressure", "SkinThickness", "Insulin",
+            "BMI", "DiabetesPedigreeFunction", "Age"]
+ZERO_IS_MISSING = {"Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI"}
+
+
+def assert_aggregate_matches(aggregate: dict, csv_files: list[Path]) -> None:
+    """aggregate.json equals what numpy computes here from the owners' private CSVs."""
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    private = pd.concat([pd.read_csv(p) for p in csv_files])
+    assert set(aggregate["features"]) == set(FEATURES)
+    for feature in FEATURES:
+        edges = np.array(aggregate["features"][feature]["bin_edges"])
+        for outcome in (0, 1):
+            values = private.loc[private["Outcome"] == outcome, feature]
+            missing = values.isna() | ((values == 0) if feature in ZERO_IS_MISSING else False)
+            kept = values[~missing].to_numpy(dtype=float)
+            got = aggregate["features"][feature]["by_outcome"][str(outcome)]
+            assert got["hist"] == np.histogram(kept, bins=edges)[0].tolist(), (feature, outcome)
+            assert got["count"] == len(kept), (feature, outcome)
+            assert got["missing"] == int(missing.sum()), (feature, outcome)
+            assert got["mean"] == pytest.approx(kept.mean()), (feature, outcome)
+
+
 def result_line(output: str) -> dict:
     """The JSON a command printed after `RESULT ` (its logs may surround it)."""
     for line in reversed(output.splitlines()):
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
     raise AssertionError(f"no RESULT line in:\n{output[-3000:]}")
+
+
+def start_owner(name: str, email: str, private_dir: Path, **env: str) -> str:
+    """A data owner started on its own with `docker run`, as a hospital would, on the test
+    network; returns the container name. Remove it with `docker rm -f`."""
+    private_dir.chmod(0o755)
+    for f in private_dir.iterdir():
+        f.chmod(0o644)
+    env_args = [a for k, v in ({"SYFTBOX_EMAIL": email, "SYFTBOX_SERVER_URL": "http://syftbox:5001",
+                                "SYFTBOX_SYNC_INTERVAL": "0.25"} | env).items() for a in ("-e", f"{k}={v}")]
+    subprocess.run(
+        ["docker", "run", "-d", "--name", name, "--network", f"{PROJECT}_default",
+         "--health-interval", "1s", "--health-start-period", "1s", "--health-retries", "2",
+         *env_args, "-v", f"{private_dir}:/data/private:ro", "federation:latest", "do"],
+        check=True, capture_output=True, text=True)
+    return name
+
+
+def health(container: str) -> dict:
+    out = subprocess.run(["docker", "inspect", "--format", "{{json .State.Health}}", container],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def wait_healthy(container: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while (state := health(container)["Status"]) != "healthy":
+        assert state != "unhealthy" and time.monotonic() < deadline, (
+            state, subprocess.run(["docker", "logs", container], capture_output=True, text=True).stdout[-3000:])
+        time.sleep(1)
+
+
+def docker_exec(container: str, *cmd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
+    return subprocess.run(["docker", "exec", *env_args, container, *cmd], capture_output=True, text=True, timeout=300)
 
 
 def _free_port() -> int:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 import uuid
 
 import pytest
 
-from tests.integration.conftest import compose, exec_in, run_once
+from tests.integration.conftest import exec_in, health, run_once, start_owner
 
 HEADER = "Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome"
 GOOD_ROW = "6,148,72,35,0,33.6,0.627,50,1"
@@ -23,34 +22,20 @@ BAD_CSVS = {
 }
 
 
-def _health(container: str) -> dict:
-    out = subprocess.run(["docker", "inspect", "--format", "{{json .State.Health}}", container],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
-
-
 @pytest.mark.parametrize("case", sorted(BAD_CSVS))
 def test_owner_with_bad_private_csv_publishes_nothing_and_is_unhealthy(stack, tmp_path, case):
     content, message = BAD_CSVS[case]
     data = tmp_path / "private"
     data.mkdir()
     (data / "bad.csv").write_text(content)
-    data.chmod(0o755)
-    (data / "bad.csv").chmod(0o644)
-    name = f"federation-test-bad-{case}-{uuid.uuid4().hex[:6]}"
-    subprocess.run(
-        ["docker", "run", "-d", "--name", name, "--network", "federation-test_default",
-         "--health-interval", "1s", "--health-start-period", "1s", "--health-retries", "2",
-         "-e", "SYFTBOX_EMAIL=bad@openmined.org", "-e", "APPROVE_JOBS_FROM=ds@openmined.org",
-         "-e", "SYFTBOX_SERVER_URL=http://syftbox:5001",
-         "-v", f"{data}:/data/private:ro", "federation:latest", "do"],
-        check=True, capture_output=True)
+    name = start_owner(f"federation-test-bad-{case}-{uuid.uuid4().hex[:6]}", "bad@openmined.org", data,
+                       APPROVE_JOBS_FROM="ds@openmined.org")
     try:
         deadline = time.monotonic() + 60
-        while _health(name)["Status"] != "unhealthy":
-            assert time.monotonic() < deadline, _health(name)
+        while health(name)["Status"] != "unhealthy":
+            assert time.monotonic() < deadline, health(name)
             time.sleep(1)
-        assert message in _health(name)["Log"][-1]["Output"]
+        assert message in health(name)["Log"][-1]["Output"]
         logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout
         lines = [line for line in logs.splitlines() if "dataset not published" in line]
         assert len(lines) == 1 and message in lines[0], logs
@@ -58,7 +43,7 @@ def test_owner_with_bad_private_csv_publishes_nothing_and_is_unhealthy(stack, tm
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     # It never reached the network: no datasite of that name on the sync server.
-    assert exec_in("syftbox", "ls", "/home/syft/server/snapshot").stdout.split().count("bad@openmined.org") == 0
+    assert "bad@openmined.org" not in exec_in("syftbox", "ls", "/home/syft/server/snapshot").stdout.split()
 
 
 def test_data_scientist_naming_an_owner_that_never_appears_fails_clearly(stack):

@@ -8,9 +8,11 @@ import pytest
 import yaml
 
 from federation.permissions import grant_guest_access
-from federation.policy import Decision, decide
+from federation.policy import Decision, Policy, decide
 
 ALLOW = ["ds@openmined.org", "Second.Scientist@Example.org"]
+HASH = "ab" * 32  # a code hash; no hashes are pinned here, so any code counts
+POLICY = Policy(mode="auto", allowlist=tuple(ALLOW))
 
 
 # --------------------------------------------------------------------------- policy
@@ -20,9 +22,10 @@ ALLOW = ["ds@openmined.org", "Second.Scientist@Example.org"]
     "ds@openmined.org", "DS@OpenMined.org", "second.scientist@example.org", "SECOND.SCIENTIST@EXAMPLE.ORG",
 ])
 def test_allowlisted_submitter_is_approved_case_insensitively(submitter):
-    d = decide(submitter, ALLOW)
+    d = decide(POLICY, submitter, HASH)
     assert isinstance(d, Decision)
     assert d.approve is True
+    assert d.action == "approve"
     assert submitter in d.reason
     assert "allowlist" in d.reason
 
@@ -31,26 +34,32 @@ def test_allowlisted_submitter_is_approved_case_insensitively(submitter):
     "mallory@openmined.org", "ds@openmined.org.evil.com", "ds@openmined", "x-ds@openmined.org", "",
 ])
 def test_other_submitters_are_not_approved(submitter):
-    d = decide(submitter, ALLOW)
+    d = decide(POLICY, submitter, HASH)
     assert d.approve is False
+    assert d.action == "pending"  # left for a person: the default for jobs auto mode does not approve
     assert (submitter or "(unknown)") in d.reason
     assert "not on the allowlist" in d.reason
 
 
 def test_unknown_submitter_is_not_approved():
-    d = decide(None, ALLOW)
+    d = decide(POLICY, None, HASH)
     assert d.approve is False
+    assert d.action == "pending"
     assert "(unknown)" in d.reason
 
 
 def test_empty_allowlist_approves_nobody():
-    assert decide("ds@openmined.org", []).approve is False
+    d = decide(Policy(mode="auto", allowlist=()), "ds@openmined.org", HASH)
+    assert d.approve is False
+    assert d.action == "pending"
 
 
 def test_decide_does_not_modify_the_allowlist():
     allow = list(ALLOW)
-    decide("DS@OPENMINED.ORG", allow)
+    policy = Policy(mode="auto", allowlist=allow)  # even a list given by a caller is left alone
+    assert decide(policy, "DS@OPENMINED.ORG", HASH).approve is True
     assert allow == ALLOW
+    assert policy == Policy(mode="auto", allowlist=list(ALLOW))
 
 
 # --------------------------------------------------------------------------- permissions

@@ -10,11 +10,14 @@ import textwrap
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from federation import health
+from federation.codehash import code_hash
+from federation.policy import Policy
 from federation.runner import NotApproved, Runner
 from federation.scientist import WorkflowError, archive_previous, check_every_reply
 from federation.settings import OwnerSettings, Party, ScientistSettings, SettingsError
@@ -22,6 +25,7 @@ from federation.settings import OwnerSettings, Party, ScientistSettings, Setting
 ALL_VARS = [
     "SYFTBOX_EMAIL", "SYFTBOX_SERVER_URL", "FEDERATION_HOME", "DATASET_NAME", "PRIVATE_DATA_DIR",
     "PIMA_CSV", "PIMA_URL", "DEMO_PARTITION", "APPROVE_JOBS_FROM", "MOCK_ROWS", "JOB_TIMEOUT",
+    "APPROVAL", "APPROVED_CODE_HASHES", "UNAPPROVED_JOBS",
     "DATASITES", "FED_APP_DIR", "RESULTS_DIR", "WAIT_TIMEOUT", "ROUND_TIMEOUT",
 ]
 
@@ -56,7 +60,8 @@ def test_owner_settings_from_env_valid(env, tmp_path):
     assert s.party.syftbox_dir == tmp_path / "SyftBox"
     assert s.party.config_path == tmp_path / "config.json"
     assert s.party.state_dir == tmp_path / "state"
-    assert s.allowlist == ["ds@openmined.org", "b@x.org"]
+    assert s.policy == Policy(mode="auto", allowlist=("ds@openmined.org", "b@x.org"), pinned_hashes=(),
+                              otherwise="pending")
     assert s.demo_partition == (2, 3)
     assert s.mock_rows == 25 and isinstance(s.mock_rows, int)
     assert s.job_timeout == 12.5
@@ -70,6 +75,7 @@ def test_owner_settings_defaults(env):
     env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org")
     s = OwnerSettings.from_env()
     assert s.demo_partition == (1, 1)
+    assert s.policy == Policy(mode="auto", allowlist=("ds@openmined.org",), pinned_hashes=(), otherwise="pending")
     assert s.mock_rows == 40
     assert s.job_timeout == 600
     assert s.pima_csv is None
@@ -292,19 +298,30 @@ class Status(str, enum.Enum):
     job_in_progress = "job_in_progress"
     job_run_finished = "job_run_finished"
     job_run_failed = "job_run_failed"
+    rejected = "rejected"
+    shared = "shared"
 
 
 class FakeJob:
-    """The attributes and methods of syft_rds' Job that the runner uses."""
+    """The attributes and methods of syft_rds' Job that the runner and the datasite CLI use."""
 
-    def __init__(self, uid, name, created_by, dataset_name, user_code_id, status, error_message=None):
+    def __init__(self, uid, name, created_by, dataset_name, user_code_id, status, error_message=None,
+                 created_at=None):
         self.uid, self.name, self.created_by = uid, name, created_by
         self.dataset_name, self.user_code_id = dataset_name, user_code_id
         self.status, self.error_message = status, error_message
+        self.created_at = created_at or datetime.now(timezone.utc)
 
     def copy(self) -> "FakeJob":
         return FakeJob(self.uid, self.name, self.created_by, self.dataset_name, self.user_code_id,
-                       self.status, self.error_message)
+                       self.status, self.error_message, self.created_at)
+
+    def get_update_for_reject(self, reason="unknown reason") -> dict:
+        # like syft_rds 0.4.0: only from these statuses; updates self
+        if self.status not in (Status.pending_code_review, Status.job_run_finished, Status.job_run_failed):
+            raise ValueError(f"Cannot reject job with status: {self.status}")
+        self.status, self.error_message = Status.rejected, reason
+        return {"uid": self.uid, "status": self.status, "error_message": self.error_message}
 
     def get_update_for_in_progress(self) -> dict:
         return {"uid": self.uid, "status": Status.job_in_progress}
@@ -350,6 +367,7 @@ class FakeJobs:
         stored.status = update["status"]
         if "error_message" in update:
             stored.error_message = update["error_message"]
+        job.status, job.error_message = stored.status, stored.error_message  # syft_rds applies it in place
         return job
 
     def history(self, uid):
@@ -450,7 +468,7 @@ time.sleep(5)
 class World:
     """A runner over fake rds/sync, with real code folders and real subprocesses."""
 
-    def __init__(self, tmp_path: Path, job_timeout: float = 20):
+    def __init__(self, tmp_path: Path, job_timeout: float = 20, policy: Policy | None = None):
         self.tmp = tmp_path
         self.private = tmp_path / "private"
         self.private.mkdir()
@@ -459,17 +477,24 @@ class World:
         self.rds = FakeRDS(self.private)
         self.sync = FakeSync()
         self.state = tmp_path / "state"
-        self.runner = Runner(self.rds, self.sync, list(ALLOWLIST), self.state, job_timeout)
+        self.policy = policy or Policy(mode="auto", allowlist=tuple(ALLOWLIST))
+        self.runner = Runner(self.rds, self.sync, self.policy, self.state, job_timeout)
 
     def add_job(self, main_py: str, submitter: str | None = "ds@openmined.org",
-                status: Status = Status.pending_code_review) -> FakeJob:
-        uid, code_id = uuid.uuid4(), uuid.uuid4()
+                status: Status = Status.pending_code_review, uid: uuid.UUID | None = None,
+                extra_files: dict[str, str] | None = None) -> FakeJob:
+        uid, code_id = uid or uuid.uuid4(), uuid.uuid4()
         code_dir = self.tmp / "synced" / f"code-{code_id.hex[:8]}"
         code_dir.mkdir(parents=True)
         (code_dir / "main.py").write_text(textwrap.dedent(main_py))
         (code_dir / "helper.txt").write_text("shipped with the code")
+        for rel, text in (extra_files or {}).items():
+            (code_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (code_dir / rel).write_text(text)
         self.rds.user_code.codes[code_id] = FakeUserCode("main.py", str(code_dir))
-        job = FakeJob(uid, f"job-{uid.hex[:6]}", submitter, "pima-indians-diabetes-database", code_id, status)
+        created = datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=len(self.rds.job.stored))
+        job = FakeJob(uid, f"job-{uid.hex[:6]}", submitter, "pima-indians-diabetes-database", code_id, status,
+                      created_at=created)
         self.rds.job.stored[uid] = job
         return job
 
@@ -502,6 +527,8 @@ def test_allowlisted_pending_job_is_approved_and_run(tmp_path):
     assert rec["job"] == job.uid.hex and rec["submitter"] == "DS@OpenMined.org"
     assert rec["dataset"] == "pima-indians-diabetes-database"
     assert rec["decision"]["approve"] is True and "DS@OpenMined.org" in rec["decision"]["reason"]
+    assert rec["decision"]["action"] == "approve" and rec["decision"]["by"] == "policy"
+    assert rec["code_hash"] == code_hash(w.code_dir(job))
     assert rec["run"]["return_code"] == 0 and rec["run"]["error"] is None
     assert rec["run"]["seconds"] >= 0
     assert w.sync.keys_waited and w.sync.keys_waited[0][0] == "DS@OpenMined.org"
@@ -521,11 +548,14 @@ def test_pending_job_from_someone_else_is_never_approved_or_run(tmp_path, submit
 
     assert w.rds.job.approved == []
     assert w.rds.job.updates == []
-    assert w.rds.user_code.fetched == []
+    # the code is looked up once, to hash it for the (single) decision, never to run it
+    assert w.rds.user_code.fetched == [job.user_code_id]
     assert w.stored(job).status == Status.pending_code_review
     rec = w.record(job)
     assert rec["decision"]["approve"] is False
+    assert rec["decision"]["action"] == "pending" and rec["decision"]["by"] == "policy"
     assert (submitter or "(unknown)") in rec["decision"]["reason"]
+    assert rec["code_hash"] == code_hash(w.code_dir(job))
     assert "run" not in rec
     assert not (w.out(job) / "output").exists()
     assert not (w.out(job) / "code").exists()
