@@ -7,6 +7,7 @@ server. Nothing here knows about datasets or jobs.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -43,6 +44,16 @@ def server_answers(url: str) -> bool:
         return False
 
 
+def _client_answers() -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{CLIENT_PORT}/", timeout=2).close()
+    except urllib.error.HTTPError:
+        pass  # any HTTP answer means it is up
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
+
+
 class SyncClient:
     """The party's SyftBox client process, started once and watched."""
 
@@ -53,6 +64,12 @@ class SyncClient:
 
     def start(self, timeout: float = 120) -> None:
         party = self.party
+        if self.running_here():
+            # A second command in this container (`docker exec ds federation ds`): use the
+            # client that runs already. A second client for one identity would make new
+            # keys and fight the first over the same datasite.
+            log.info("using the SyftBox client already running for %s", party.email)
+            return
         wait_for(lambda: server_answers(party.server_url), timeout, f"the sync server at {party.server_url}")
         party.state_dir.mkdir(parents=True, exist_ok=True)
         # A pidfile left by the previous container names a PID that, in this new
@@ -79,13 +96,16 @@ class SyncClient:
         self.check_alive()
         if not (self.party.config_path.exists() and self.ignore_file.exists() and self.datasite.exists()):
             return False
+        return _client_answers()
+
+    def running_here(self) -> bool:
+        """A client for this identity and data folder already answers in this container."""
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{CLIENT_PORT}/", timeout=2).close()
-        except urllib.error.HTTPError:
-            pass  # any HTTP answer means it is up
-        except (urllib.error.URLError, OSError):
+            config = json.loads(self.party.config_path.read_text())
+        except (OSError, ValueError):
             return False
-        return True
+        same = config.get("email") == self.party.email and Path(config.get("data_dir", "")) == self.party.syftbox_dir
+        return same and _client_answers()
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:

@@ -200,7 +200,7 @@ def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: li
     """Steps 1–6: log in, explore, bootstrap, submit; returns the bootstrapped app folder."""
     step("login", for_each, owners, login, sync, settings)
     step("explore", for_each, owners, explore, settings)
-    run_dir = settings.party.state_dir / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    run_dir = settings.party.state_dir / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     run_dir.mkdir(parents=True)
     app_dir = step("bootstrap", bootstrap, settings, run_dir)
     step("submit", for_each, owners, submit, settings, app_dir)
@@ -243,14 +243,18 @@ def workflow(settings: ScientistSettings, sync: SyncClient, record: dict) -> Non
 
 
 def main() -> int:
-    health.report("starting")
     settings = ScientistSettings.from_env()
+    sync = SyncClient(settings.party)
+    # A second run in the same container (`docker exec ds federation ds`) shares the running
+    # SyftBox client; the container's health stays that of its main process.
+    second_run = sync.running_here()
+    report = health.report if not second_run else (lambda *args: None)
+    report("starting")
     settings.results_dir.mkdir(parents=True, exist_ok=True)
     archive_previous(settings.results_dir)
     record = {"status": "running", "started": time.time(), "steps": {}, "datasites_expected": settings.datasites}
     write_run(settings, record)
 
-    sync = SyncClient(settings.party)
     try:
         sync.start()
         sync.ensure_keys()
@@ -260,16 +264,18 @@ def main() -> int:
                       finished=time.time())
         write_run(settings, record)
         log.error("run failed: %s", record["error"])
-        health.report("failed", record["error"])
+        report("failed", record["error"])
         sync.stop()
         return 1
     record.update(status="ok", finished=time.time())
     write_run(settings, record)
     log.info("run ok in %.1f s: every owner replied; results in %s",
              record["finished"] - record["started"], settings.results_dir)
+    if second_run:
+        return 0  # the container's main process serves results already
     from federation.web import serve_results
 
-    health.report("ready", "results served")
+    report("ready", "results served")
     try:
         serve_results(settings.results_dir, port=int(os.environ.get("RESULTS_PORT", "8080")))
     finally:

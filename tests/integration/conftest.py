@@ -73,6 +73,25 @@ def finish_once(cid: str, timeout: float = 300) -> tuple[int, str]:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
 
+def ds_start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`federation ARGS` inside the running DS container, through its own SyftBox client
+    (a second client for the DS's identity elsewhere would make new keys and fight it)."""
+    container = compose("ps", "-q", "ds").stdout.strip()
+    env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
+    return subprocess.Popen(["docker", "exec", *env_args, container, "federation", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def ds_finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        raise AssertionError(f"still running after {timeout:.0f} s:\n{output[-3000:]}") from None
+    return proc.returncode, output
+
+
 def run_once(service: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str]:
     return finish_once(start_once(service, *args, env=env), timeout)
 
@@ -111,17 +130,18 @@ def result_line(output: str) -> dict:
     raise AssertionError(f"no RESULT line in:\n{output[-3000:]}")
 
 
-def start_owner(name: str, email: str, private_dir: Path, **env: str) -> str:
+def start_owner(name: str, email: str, private_dir: Path, start_period: str = "120s", **env: str) -> str:
     """A data owner started on its own with `docker run`, as a hospital would, on the test
-    network; returns the container name. Remove it with `docker rm -f`."""
-    private_dir.chmod(0o755)
-    for f in private_dir.iterdir():
+    network; returns the container name. Remove it with `docker rm -f`. A short
+    `start_period` lets a failing owner turn unhealthy within seconds."""
+    private_dir.chmod(0o755)  # readable by the image's uid 1000
+    for f in private_dir.glob("*.csv"):
         f.chmod(0o644)
     env_args = [a for k, v in ({"SYFTBOX_EMAIL": email, "SYFTBOX_SERVER_URL": "http://syftbox:5001",
                                 "SYFTBOX_SYNC_INTERVAL": "0.25"} | env).items() for a in ("-e", f"{k}={v}")]
     subprocess.run(
         ["docker", "run", "-d", "--name", name, "--network", f"{PROJECT}_default",
-         "--health-interval", "1s", "--health-start-period", "1s", "--health-retries", "2",
+         "--health-interval", "1s", "--health-start-period", start_period, "--health-retries", "2",
          *env_args, "-v", f"{private_dir}:/data/private:ro", "federation:latest", "do"],
         check=True, capture_output=True, text=True)
     return name
@@ -136,8 +156,9 @@ def health(container: str) -> dict:
 def wait_healthy(container: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while (state := health(container)["Status"]) != "healthy":
-        assert state != "unhealthy" and time.monotonic() < deadline, (
-            state, subprocess.run(["docker", "logs", container], capture_output=True, text=True).stdout[-3000:])
+        if state == "unhealthy" or time.monotonic() > deadline:
+            logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
+            raise AssertionError(f"{container} is {state}:\n{logs.stdout[-3000:]}\n{logs.stderr[-3000:]}")
         time.sleep(1)
 
 

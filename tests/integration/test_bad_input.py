@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.integration.conftest import exec_in, health, run_once, start_owner
+from tests.integration.conftest import ds_finish, ds_start, exec_in, health, run_once, start_owner
 
 HEADER = "Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome"
 GOOD_ROW = "6,148,72,35,0,33.6,0.627,50,1"
@@ -29,7 +29,7 @@ def test_owner_with_bad_private_csv_publishes_nothing_and_is_unhealthy(stack, tm
     data.mkdir()
     (data / "bad.csv").write_text(content)
     name = start_owner(f"federation-test-bad-{case}-{uuid.uuid4().hex[:6]}", "bad@openmined.org", data,
-                       APPROVE_JOBS_FROM="ds@openmined.org")
+                       start_period="1s", APPROVE_JOBS_FROM="ds@openmined.org")
     try:
         deadline = time.monotonic() + 60
         while health(name)["Status"] != "unhealthy":
@@ -47,9 +47,9 @@ def test_owner_with_bad_private_csv_publishes_nothing_and_is_unhealthy(stack, tm
 
 
 def test_data_scientist_naming_an_owner_that_never_appears_fails_clearly(stack):
-    code, output = run_once("ds", "ds", env={
+    code, output = ds_finish(ds_start("ds", env={
         "DATASITES": "do1@openmined.org,ghost@openmined.org", "WAIT_TIMEOUT": "8",
-        "FEDERATION_HOME": "/tmp/ds-ghost", "RESULTS_DIR": "/tmp/ds-ghost-results"})
+        "RESULTS_DIR": "/tmp/ds-ghost-results"}))
     assert code == 1
     assert "data owner ghost@openmined.org never appeared" in output
 

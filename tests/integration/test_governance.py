@@ -15,8 +15,8 @@ import pytest
 from federation.codehash import code_hash
 from federation.scientist import bootstrap_copy
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import (assert_aggregate_matches, docker_exec, exec_in, finish_once,
-                                        result_line, run_once, start_once, start_owner, wait_healthy)
+from tests.integration.conftest import (assert_aggregate_matches, compose, docker_exec, ds_finish, ds_start,
+                                        exec_in, result_line, start_owner, wait_healthy)
 
 DS = "ds@openmined.org"
 
@@ -64,16 +64,24 @@ def do3(stack, tmp_path_factory, pima_csv):
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
+@pytest.fixture(scope="module")
+def do5(stack, tmp_path_factory, pima_csv):
+    """A manual owner that never decides: a second owner for runs that need two
+    (syft_flwr.bootstrap wants at least two) and whose job must simply stay pending."""
+    private = private_rows(tmp_path_factory.mktemp("do5-private"), pima_csv, slice(200, 230))
+    name = start_owner("federation-test-do5", "do5@openmined.org", private, APPROVAL="manual")
+    try:
+        wait_healthy(name)
+        yield name
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
 def test_person_approves_on_a_standalone_owner_and_the_aggregate_covers_its_rows(
         stack, do3, private_csvs, tmp_path):
     container, private = do3
-    results = tmp_path / "results"
-    results.mkdir()
-    results.chmod(0o777)
-    run = start_once("ds", "ds", env={
-        "DATASITES": "do1@openmined.org,do2@openmined.org,do3@openmined.org",
-        "FEDERATION_HOME": "/tmp/ds-three", "RESULTS_DIR": "/home/syft/results-three"},
-        volumes={str(results): "/home/syft/results-three"})
+    run = ds_start("ds", env={"DATASITES": "do1@openmined.org,do2@openmined.org,do3@openmined.org",
+                              "RESULTS_DIR": "/tmp/results-three"})
     job = wait_for_job(container, "pending_code_review", seen=set())
     assert job["SUBMITTER"] == DS and "manual approval" in job["WHY"]
     shown = datasite(container, "show", job["ID"][:6])
@@ -86,11 +94,11 @@ def test_person_approves_on_a_standalone_owner_and_the_aggregate_covers_its_rows
 
     approved = datasite(container, "approve", job["ID"][:8])
     assert approved.returncode == 0, approved.stderr
-    code, output = finish_once(run, timeout=300)
+    code, output = ds_finish(run, timeout=300)
     assert code == 0, output[-3000:]
     assert re.search(r"do3@openmined.org: job \w+ job_in_progress", output)  # the DS saw it change
 
-    aggregate = json.loads((results / "aggregate.json").read_text())
+    aggregate = json.loads(exec_in("ds", "cat", "/tmp/results-three/aggregate.json").stdout)
     assert sorted(aggregate["datasites"]) == ["do1@openmined.org", "do2@openmined.org", "do3@openmined.org"]
     files = [p for owner_files in private_csvs.values() for p in owner_files] + [private / "clinic.csv"]
     assert_aggregate_matches(aggregate, files)
@@ -98,16 +106,16 @@ def test_person_approves_on_a_standalone_owner_and_the_aggregate_covers_its_rows
     assert status["STATUS"] == "job_run_finished" and "approved by a person" in status["WHY"]
 
 
-def test_rejection_ends_the_data_scientists_wait_with_the_reason(stack, do3):
+def test_rejection_ends_the_data_scientists_wait_with_the_reason(stack, do3, do5):
     container, _ = do3
     seen = {r["ID"] for r in jobs_table(container)}
-    run = start_once("ds", "ds", env={"DATASITES": "do3@openmined.org", "WAIT_TIMEOUT": "280",
-                                      "FEDERATION_HOME": "/tmp/ds-rejected", "RESULTS_DIR": "/tmp/results-rejected"})
+    run = ds_start("ds", env={"DATASITES": "do3@openmined.org,do5@openmined.org", "WAIT_TIMEOUT": "280",
+                              "RESULTS_DIR": "/tmp/results-rejected"})
     job = wait_for_job(container, "pending_code_review", seen)
     rejected = datasite(container, "reject", job["ID"], "--reason", "too broad for this clinic")
     assert rejected.returncode == 0, rejected.stderr
     t0 = time.monotonic()
-    code, output = finish_once(run, timeout=300)
+    code, output = ds_finish(run, timeout=300)
     assert code == 1
     assert "do3@openmined.org rejected the job: too broad for this clinic" in output
     assert time.monotonic() - t0 < 60  # at once, not at WAIT_TIMEOUT
@@ -123,32 +131,32 @@ def test_rejection_ends_the_data_scientists_wait_with_the_reason(stack, do3):
     assert row["STATUS"] == "rejected" and row["WHY"] == "too broad for this clinic"
 
 
-def test_auto_approval_pinned_to_a_code_hash(stack, tmp_path, pima_csv):
+def test_auto_approval_pinned_to_a_code_hash(stack, do5, tmp_path, pima_csv):
     """Pinned to the hash of the DS's app: that app runs, the same app changed by one line
     is rejected with the reason, and `datasite jobs` says why for each."""
-    pinned = code_hash(bootstrap_copy(REPO_ROOT / "fed_app", tmp_path / "pin", DS, ["do4@openmined.org"]))
+    owners = ["do4@openmined.org", "do5@openmined.org"]
+    pinned = code_hash(bootstrap_copy(REPO_ROOT / "fed_app", tmp_path / "pin", DS, owners))
     changed = tmp_path / "changed" / "fed_app"
     shutil.copytree(REPO_ROOT / "fed_app", changed, ignore=shutil.ignore_patterns("__pycache__"))
     with (changed / "fed_app" / "client_app.py").open("a") as f:
         f.write("\n# one more line\n")
-    for p in [changed.parent, *changed.rglob("*")]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
+    ds = compose("ps", "-q", "ds").stdout.strip()
+    subprocess.run(["docker", "cp", str(changed), f"{ds}:/tmp/changed-fed_app"], check=True)
 
-    private = private_rows(tmp_path, pima_csv, slice(100, 150))
+    (tmp_path / "private").mkdir()
+    private = private_rows(tmp_path / "private", pima_csv, slice(100, 150))
     name = start_owner("federation-test-do4", "do4@openmined.org", private, APPROVAL="auto",
                        APPROVE_JOBS_FROM=DS, APPROVED_CODE_HASHES=pinned, UNAPPROVED_JOBS="reject",
                        JOB_TIMEOUT="5")
     try:
         wait_healthy(name)
-        env = {"DATASITES": "do4@openmined.org", "FEDERATION_HOME": "/tmp/ds-pinned"}
-        code, output = run_once("ds", "submit", "15", env=env)
+        env = {"DATASITES": ",".join(owners)}
+        code, output = ds_finish(ds_start("submit", "15", env=env))
         assert code == 0, output[-3000:]
         genuine = result_line(output)["do4@openmined.org"]
         assert genuine["status"] in {"approved", "job_in_progress", "job_run_failed"}, genuine
 
-        env |= {"FEDERATION_HOME": "/tmp/ds-changed", "FED_APP_DIR": "/tmp/changed/fed_app"}
-        cid = start_once("ds", "submit", "20", env=env, volumes={str(changed.parent): "/tmp/changed"})
-        code, output = finish_once(cid)
+        code, output = ds_finish(ds_start("submit", "20", env=env | {"FED_APP_DIR": "/tmp/changed-fed_app"}))
         assert code == 0, output[-3000:]
         other = result_line(output)["do4@openmined.org"]
         assert other["status"] == "rejected"
