@@ -118,9 +118,11 @@ def wait_until_running(settings: ScientistSettings, owners: list[Owner], sync: S
     while True:
         sync.check_alive()
         statuses = {o.email: refresh(o) for o in owners}
-        rejected = [o for o in owners if o.status == "rejected"]
-        if rejected:
-            raise WorkflowError("; ".join(f"{o.email} rejected the job: {o.reason or 'no reason given'}" for o in rejected))
+        ended = {"rejected": "rejected the job", "job_run_failed": "ran the job and it failed"}
+        stopped = [o for o in owners if o.status in ended]
+        if stopped:  # no point waiting for the others: the run cannot count
+            raise WorkflowError("; ".join(f"{o.email} {ended[o.status]}: {o.reason or 'no reason given'}"
+                                          for o in stopped))
         if all(s in RUNNING | {"job_run_finished"} for s in statuses.values()):
             return
         if time.monotonic() > deadline:
