@@ -152,8 +152,7 @@ class SyncClient:
         from syft_core import Client
         from syft_crypto import ensure_bootstrap
 
-        client = ensure_bootstrap(Client.load(self.party.config_path))
-        return client
+        return ensure_bootstrap(Client.load(self.party.config_path))
 
     def public_key_path(self, email: str) -> Path:
         return self.datasites / email / "public" / "did.json"

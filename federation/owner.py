@@ -13,10 +13,10 @@ import zlib
 from pathlib import Path
 
 from federation import data, health
+from federation.network import SyncClient
 from federation.permissions import grant_guest_access
 from federation.runner import Runner
 from federation.settings import OwnerSettings
-from federation.network import SyncClient
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from federation import health
-from federation.settings import ScientistSettings
 from federation.network import SyncClient, wait_for
+from federation.settings import ScientistSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ class Owner:
     mock_rows: int = 0
     status: str = "not contacted"
     reason: str = ""
-    timings: dict = field(default_factory=dict)
 
 
 def login(sync: SyncClient, settings: ScientistSettings, owner: Owner) -> None:
