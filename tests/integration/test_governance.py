@@ -15,7 +15,7 @@ import pytest
 from federation.codehash import code_hash
 from federation.scientist import bootstrap_copy
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import (assert_aggregate_matches, compose, docker_exec, ds_finish, ds_start,
+from tests.integration.conftest import (assert_aggregate_matches, compose, docker_exec, ds_finish, ds_start, ds_stop,
                                         exec_in, result_line, start_owner, wait_healthy)
 
 DS = "ds@openmined.org"
@@ -32,15 +32,18 @@ def jobs_table(container: str) -> list[dict]:
     if lines == ["no jobs"]:
         return []
     header = re.split(r"\s{2,}", lines[0])
-    return [dict(zip(header, re.split(r"\s{2,}", line))) for line in lines[1:]]
+    starts = [lines[0].index(name) for name in header]  # columns are fixed-width
+    return [{name: line[start:end].strip() for name, start, end in zip(header, starts, [*starts[1:], None])}
+            for line in lines[1:]]
 
 
 def wait_for_job(container: str, status: str, seen: set[str], timeout: float = 120) -> dict:
-    """The first job listed with `status` whose id is not in `seen`."""
+    """The first job listed with `status` whose id is not in `seen`, once the runner has
+    recorded why (a job listed before its review has an empty WHY)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for row in jobs_table(container):
-            if row["STATUS"] == status and row["ID"] not in seen:
+            if row["STATUS"] == status and row["ID"] not in seen and row["WHY"]:
                 return row
         time.sleep(1)
     raise AssertionError(f"no new {status} job on {container}: {jobs_table(container)}")
@@ -82,19 +85,22 @@ def test_person_approves_on_a_standalone_owner_and_the_aggregate_covers_its_rows
     container, private = do3
     run = ds_start("ds", env={"DATASITES": "do1@openmined.org,do2@openmined.org,do3@openmined.org",
                               "RESULTS_DIR": "/tmp/results-three"})
-    job = wait_for_job(container, "pending_code_review", seen=set())
-    assert job["SUBMITTER"] == DS and "manual approval" in job["WHY"]
-    shown = datasite(container, "show", job["ID"][:6])
-    assert shown.returncode == 0, shown.stderr
-    assert "===== main.py =====" in shown.stdout and "===== fed_app/client_app.py =====" in shown.stdout
-    full_hash = re.search(r"code hash ([0-9a-f]{64})", shown.stdout).group(1)
-    assert full_hash.startswith(job["CODE HASH"])
-    time.sleep(3)  # nothing runs without a person
-    assert [r["STATUS"] for r in jobs_table(container) if r["ID"] == job["ID"]] == ["pending_code_review"]
+    try:
+        job = wait_for_job(container, "pending_code_review", seen=set())
+        assert job["SUBMITTER"] == DS and "manual approval" in job["WHY"]
+        shown = datasite(container, "show", job["ID"][:6])
+        assert shown.returncode == 0, shown.stderr
+        assert "===== main.py =====" in shown.stdout and "===== fed_app/client_app.py =====" in shown.stdout
+        full_hash = re.search(r"code hash ([0-9a-f]{64})", shown.stdout).group(1)
+        assert full_hash.startswith(job["CODE HASH"])
+        time.sleep(3)  # nothing runs without a person
+        assert [r["STATUS"] for r in jobs_table(container) if r["ID"] == job["ID"]] == ["pending_code_review"]
 
-    approved = datasite(container, "approve", job["ID"][:8])
-    assert approved.returncode == 0, approved.stderr
-    code, output = ds_finish(run, timeout=300)
+        approved = datasite(container, "approve", job["ID"][:8])
+        assert approved.returncode == 0, approved.stderr
+        code, output = ds_finish(run, timeout=300)
+    finally:
+        ds_stop(run)  # only does something when the test failed before the run ended
     assert code == 0, output[-3000:]
     assert re.search(r"do3@openmined.org: job \w+ job_in_progress", output)  # the DS saw it change
 
@@ -111,11 +117,14 @@ def test_rejection_ends_the_data_scientists_wait_with_the_reason(stack, do3, do5
     seen = {r["ID"] for r in jobs_table(container)}
     run = ds_start("ds", env={"DATASITES": "do3@openmined.org,do5@openmined.org", "WAIT_TIMEOUT": "280",
                               "RESULTS_DIR": "/tmp/results-rejected"})
-    job = wait_for_job(container, "pending_code_review", seen)
-    rejected = datasite(container, "reject", job["ID"], "--reason", "too broad for this clinic")
-    assert rejected.returncode == 0, rejected.stderr
-    t0 = time.monotonic()
-    code, output = ds_finish(run, timeout=300)
+    try:
+        job = wait_for_job(container, "pending_code_review", seen)
+        rejected = datasite(container, "reject", job["ID"], "--reason", "too broad for this clinic")
+        assert rejected.returncode == 0, rejected.stderr
+        t0 = time.monotonic()
+        code, output = ds_finish(run, timeout=300)
+    finally:
+        ds_stop(run)
     assert code == 1
     assert "do3@openmined.org rejected the job: too broad for this clinic" in output
     assert time.monotonic() - t0 < 60  # at once, not at WAIT_TIMEOUT
