@@ -23,18 +23,14 @@ from datetime import timezone
 
 from federation import jobs
 from federation.codehash import code_files
+from federation.network import quiet_syft_logs
 from federation.settings import DEFAULT_DATASET, Party, SettingsError
 
 
 def _quiet_libraries() -> None:
+    """A CLI prints its answer, not the libraries' deprecation warnings and info logs."""
     warnings.filterwarnings("ignore")
-    try:
-        from loguru import logger
-
-        logger.remove()
-        logger.add(sys.stderr, level=os.environ.get("SYFT_LOG_LEVEL", "ERROR"))
-    except ImportError:
-        pass
+    quiet_syft_logs("ERROR")
 
 
 def _session(party: Party, host: str):

@@ -88,12 +88,11 @@ class SyncClient:
         ]
         log.debug("starting SyftBox client: %s", " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_for(self._ready, timeout, f"the SyftBox client of {party.email} (log: {log_file.name})")
+        self.wait(self._ready, timeout, f"the SyftBox client of {party.email} (log: {log_file.name})")
         log.info("SyftBox client of %s is syncing with %s", party.email, party.server_url)
 
     def _ready(self) -> bool:
         """The client answers on its local port (files alone may be left from an earlier run)."""
-        self.check_alive()
         if not (self.party.config_path.exists() and self.ignore_file.exists() and self.datasite.exists()):
             return False
         return _client_answers()
@@ -106,6 +105,14 @@ class SyncClient:
             return False
         same = config.get("email") == self.party.email and Path(config.get("data_dir", "")) == self.party.syftbox_dir
         return same and _client_answers()
+
+    def wait(self, check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+        """`wait_for`, failing at once if the SyftBox client has died meanwhile."""
+        def alive_and_done() -> bool:
+            self.check_alive()
+            return check()
+
+        wait_for(alive_and_done, timeout, what, interval)
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -159,12 +166,7 @@ class SyncClient:
 
     def wait_for_public_key(self, email: str, timeout: float) -> None:
         """Messages from or to `email` need its did.json locally, or decryption fails and the job hangs."""
-        wait_for(lambda: self._alive_and(self.public_key_path(email).exists()), timeout,
-                 f"the public key of {email} to sync")
-
-    def _alive_and(self, condition: bool) -> bool:
-        self.check_alive()
-        return condition
+        self.wait(self.public_key_path(email).exists, timeout, f"the public key of {email} to sync")
 
 
 def configure_logging() -> None:
@@ -174,11 +176,14 @@ def configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
     )
     if level != "DEBUG":
-        # syft-* log through loguru at DEBUG/INFO by default: keep the container log readable.
-        try:
-            from loguru import logger as loguru_logger
+        quiet_syft_logs("WARNING")
 
-            loguru_logger.remove()
-            loguru_logger.add(sys.stderr, level=os.environ.get("SYFT_LOG_LEVEL", "WARNING"))
-        except ImportError:
-            pass
+
+def quiet_syft_logs(default_level: str) -> None:
+    """syft-* log through loguru at DEBUG/INFO: keep only `SYFT_LOG_LEVEL` (or the default) and up."""
+    try:
+        from loguru import logger as loguru_logger
+    except ImportError:
+        return
+    loguru_logger.remove()
+    loguru_logger.add(sys.stderr, level=os.environ.get("SYFT_LOG_LEVEL", default_level))

@@ -50,11 +50,8 @@ def login(sync: SyncClient, settings: ScientistSettings, owner: Owner) -> None:
         sync.wait_for_public_key(owner.email, settings.wait_timeout)
         owner.session = syft_rds.init_session(host=owner.email, syftbox_client_config_path=settings.party.config_path)
 
-        def dataset_visible() -> bool:
-            sync.check_alive()
-            return any(d.name == settings.dataset for d in owner.session.dataset.get_all())
-
-        wait_for(dataset_visible, settings.wait_timeout, f"dataset {settings.dataset!r} on {owner.email}", 0.5)
+        sync.wait(lambda: any(d.name == settings.dataset for d in owner.session.dataset.get_all()),
+                  settings.wait_timeout, f"dataset {settings.dataset!r} on {owner.email}", 0.5)
     except TimeoutError as e:
         raise WorkflowError(f"data owner {owner.email} never appeared: {e}") from None
     if owner.session.is_admin:
@@ -261,27 +258,26 @@ def main() -> int:
         sync.ensure_keys()
         workflow(settings, sync, record)
     except Exception as e:  # whatever it was, the run record and the health say so
-        record.update(status="failed", error=f"{e}" if isinstance(e, WorkflowError) else f"{type(e).__name__}: {e}",
-                      finished=time.time())
+        record.update(status="failed", finished=time.time(),
+                      error=f"{e}" if isinstance(e, WorkflowError) else f"{type(e).__name__}: {e}")
         write_run(settings, record)
         log.error("run failed: %s", record["error"])
         report("failed", record["error"])
-        sync.stop()
         return 1
-    record.update(status="ok", finished=time.time())
-    write_run(settings, record)
-    log.info("run ok in %.1f s: every owner replied; results in %s",
-             record["finished"] - record["started"], settings.results_dir)
-    if second_run:
-        return 0  # the container's main process serves results already
-    from federation.web import serve_results
+    else:
+        record.update(status="ok", finished=time.time())
+        write_run(settings, record)
+        log.info("run ok in %.1f s: every owner replied; results in %s",
+                 record["finished"] - record["started"], settings.results_dir)
+        if second_run:
+            return 0  # the container's main process serves results already
+        from federation.web import serve_results
 
-    report("ready", "results served")
-    try:
+        report("ready", "results served")
         serve_results(settings.results_dir, port=int(os.environ.get("RESULTS_PORT", "8080")))
+        return 0
     finally:
-        sync.stop()
-    return 0
+        sync.stop()  # a no-op for a second run: it started no client
 
 
 def submit_only(watch_seconds: float) -> int:
