@@ -20,7 +20,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-PROJECT = "federation-test"
+# One compose project per test session; override to run two sessions side by side.
+PROJECT = os.environ.get("FEDERATION_TEST_PROJECT", "federation-test")
 DATASITES = ["do1@openmined.org", "do2@openmined.org"]
 DATASET = "pima-indians-diabetes-database"
 OWNERS = {"do1": "do1@openmined.org", "do2": "do2@openmined.org"}

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.integration.conftest import ds_finish, ds_start, exec_in, health, run_once, start_owner
+from tests.integration.conftest import PROJECT, ds_finish, ds_start, exec_in, health, run_once, start_owner
 
 HEADER = "Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome"
 GOOD_ROW = "6,148,72,35,0,33.6,0.627,50,1"
@@ -28,7 +28,7 @@ def test_owner_with_bad_private_csv_publishes_nothing_and_is_unhealthy(stack, tm
     data = tmp_path / "private"
     data.mkdir()
     (data / "bad.csv").write_text(content)
-    name = start_owner(f"federation-test-bad-{case}-{uuid.uuid4().hex[:6]}", "bad@openmined.org", data,
+    name = start_owner(f"{PROJECT}-bad-{case}-{uuid.uuid4().hex[:6]}", "bad@openmined.org", data,
                        start_period="1s", APPROVE_JOBS_FROM="ds@openmined.org")
     try:
         deadline = time.monotonic() + 60

@@ -15,7 +15,7 @@ import pytest
 from federation.codehash import code_hash
 from federation.scientist import bootstrap_copy
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import (assert_aggregate_matches, compose, docker_exec, ds_finish, ds_start, ds_stop,
+from tests.integration.conftest import (PROJECT, assert_aggregate_matches, compose, docker_exec, ds_finish, ds_start, ds_stop,
                                         exec_in, result_line, start_owner, wait_healthy)
 
 DS = "ds@openmined.org"
@@ -59,7 +59,7 @@ def private_rows(folder: Path, pima_csv: Path, rows: slice) -> Path:
 def do3(stack, tmp_path_factory, pima_csv):
     """A third owner, started alone with `docker run` (manual approval), 100 rows of its own."""
     private = private_rows(tmp_path_factory.mktemp("do3-private"), pima_csv, slice(0, 100))
-    name = start_owner("federation-test-do3", "do3@openmined.org", private, APPROVAL="manual")
+    name = start_owner(f"{PROJECT}-do3", "do3@openmined.org", private, APPROVAL="manual")
     try:
         wait_healthy(name)
         yield name, private
@@ -72,7 +72,7 @@ def do5(stack, tmp_path_factory, pima_csv):
     """A manual owner that never decides: a second owner for runs that need two
     (syft_flwr.bootstrap wants at least two) and whose job must simply stay pending."""
     private = private_rows(tmp_path_factory.mktemp("do5-private"), pima_csv, slice(200, 230))
-    name = start_owner("federation-test-do5", "do5@openmined.org", private, APPROVAL="manual")
+    name = start_owner(f"{PROJECT}-do5", "do5@openmined.org", private, APPROVAL="manual")
     try:
         wait_healthy(name)
         yield name
@@ -154,7 +154,7 @@ def test_auto_approval_pinned_to_a_code_hash(stack, do5, tmp_path, pima_csv):
 
     (tmp_path / "private").mkdir()
     private = private_rows(tmp_path / "private", pima_csv, slice(100, 150))
-    name = start_owner("federation-test-do4", "do4@openmined.org", private, APPROVAL="auto",
+    name = start_owner(f"{PROJECT}-do4", "do4@openmined.org", private, APPROVAL="auto",
                        APPROVE_JOBS_FROM=DS, APPROVED_CODE_HASHES=pinned, UNAPPROVED_JOBS="reject",
                        JOB_TIMEOUT="5")
     try:
