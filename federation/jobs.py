@@ -16,6 +16,7 @@ from federation.codehash import code_hash
 PENDING = "pending_code_review"
 APPROVED = "approved"
 REJECTED = "rejected"
+IN_PROGRESS = "job_in_progress"
 REJECTABLE = {PENDING, "job_run_finished", "job_run_failed"}
 
 

@@ -19,13 +19,24 @@ import time
 from pathlib import Path
 
 from federation import jobs
-from federation.policy import APPROVE, REJECT, Policy, decide
+from federation.policy import APPROVE, REJECT, Decision, Policy, decide
 
 log = logging.getLogger(__name__)
 
 
 class NotApproved(RuntimeError):
     pass
+
+
+class JobFailed(RuntimeError):
+    """The job cannot run as submitted; the message is the reason its submitter sees."""
+
+
+def last_error(stderr_log: Path) -> str:
+    """The line of a job's stderr that says what went wrong (a traceback ends with it)."""
+    lines = [line.strip() for line in stderr_log.read_text(errors="replace").splitlines() if line.strip()]
+    reason = lines[-1] if lines else "no output on stderr"
+    return f"{reason[:300]} (log on the owner: {stderr_log})"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -47,6 +58,7 @@ class Runner:
         self.job_timeout = job_timeout
 
     def serve_forever(self, poll: float = 1.0) -> None:
+        self.close_interrupted()
         p = self.policy
         log.info("runner: %s approval%s", p.mode, "" if p.mode == "manual" else
                  f" for {', '.join(p.allowlist)}" + (f", {len(p.pinned_hashes)} pinned code hash(es)"
@@ -65,16 +77,32 @@ class Runner:
                     self.run(job)
             except NotApproved as e:
                 log.warning("%s", e)
+            except JobFailed as e:
+                log.error("job %s: %s", job.uid.hex[:8], e)
+                self._fail(job, str(e))
             except Exception as e:  # one bad job must not stop the owner serving the next
                 log.error("job %s: %s: %s", job.uid.hex[:8], type(e).__name__, e)
                 self._fail(job, f"{type(e).__name__}: {e}")
+
+    def close_interrupted(self) -> None:
+        """A job still `job_in_progress` when the runner starts ran in a previous life of this
+        owner (it runs one job at a time): it will never finish, so say so."""
+        for job in self.rds.job.get_all():
+            if jobs.status(job) == jobs.IN_PROGRESS:
+                log.warning("job %s was running when this owner stopped: marking it failed", job.uid.hex[:8])
+                self._fail(job, "interrupted: the data owner restarted while the job ran")
 
     def review(self, job) -> None:
         """Decide once per job; a job left pending waits for a person."""
         if "decision" in self.records.read(job):
             return
         digest = jobs.job_code_hash(self.rds, job)
-        decision = decide(self.policy, job.created_by, digest)
+        known = {d.name for d in self.rds.dataset.get_all()}
+        if job.dataset_name not in known:  # no policy can make this job runnable here
+            decision = Decision(REJECT, f"no dataset named {job.dataset_name!r} on this datasite "
+                                               f"(it has: {', '.join(sorted(known)) or 'none'})")
+        else:
+            decision = decide(self.policy, job.created_by, digest)
         self.records.update(job, "code_hash", digest)
         self.records.update(job, "decision", {"action": decision.action, "approve": decision.approve,
                                               "reason": decision.reason, "by": "policy"})
@@ -93,6 +121,8 @@ class Runner:
             raise NotApproved(f"job {job.uid.hex} has status {jobs.status(job)}; only approved jobs run")
         user_code = self.rds.user_code.get(uid=job.user_code_id)
         entrypoint = user_code.entrypoint
+        if not (Path(user_code.local_dir) / entrypoint).is_file():
+            raise JobFailed(f"the job has no {entrypoint} (its entrypoint) in its code")
         data_dir = Path(self.rds.dataset.get(name=job.dataset_name).get_private_path())
         out = self.jobs_dir / job.uid.hex
         (out / "output").mkdir(parents=True, exist_ok=True)
@@ -120,7 +150,7 @@ class Runner:
             )
             try:
                 code = proc.wait(timeout=self.job_timeout)
-                error = None if code == 0 else f"exit code {code}; see {out / 'stderr.log'}"
+                error = None if code == 0 else f"exit code {code}: {last_error(out / 'stderr.log')}"
             except subprocess.TimeoutExpired:
                 code, error = -1, f"stopped after the owner's limit of {self.job_timeout:g} s"
             finally:

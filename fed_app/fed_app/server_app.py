@@ -44,6 +44,18 @@ def reply_timeout(run_config: Mapping[str, Any]) -> Optional[float]:
     return value if value > 0 else None
 
 
+def min_replies(expected: int) -> int:
+    """How many replies a round needs to count: env MIN_REPLIES, else 1 (any reply)."""
+    value = _env_float("MIN_REPLIES")
+    if value is None:
+        return 1
+    if value != int(value) or value < 1:
+        raise ValueError(f"environment variable MIN_REPLIES={value:g} is not a whole number >= 1")
+    if value > expected:
+        raise ValueError(f"MIN_REPLIES={value:g} but only {expected} datasite(s) take part")
+    return int(value)
+
+
 def results_dir(run_config: Mapping[str, Any]) -> Path:
     return Path(os.environ.get("RESULTS_DIR", "").strip() or run_config.get("results-dir", "results"))
 
@@ -169,11 +181,20 @@ def main(grid: Grid, context: Context) -> None:
                 f"round {rnd}: no usable replies from {len(node_ids)} node(s); "
                 "see the clients' errors above"
             )
+        names = node_email_map(grid)
+        missing = sorted(names.get(n, f"node-{n}") for n in set(node_ids) - set(replying))
+        needed = min_replies(len(node_ids))
+        if len(stats) < needed:
+            raise RuntimeError(
+                f"round {rnd}: only {len(stats)} of {len(node_ids)} datasite(s) replied within "
+                f"{timeout}s, at least {needed} needed (MIN_REPLIES); no reply from: {', '.join(missing)}"
+            )
         result = {
             "dataset": dataset,
-            "datasites": datasite_names(replying, node_email_map(grid)),
+            "datasites": datasite_names(replying, names),
             "replied": len(stats),
             "expected": len(node_ids),
+            "missing_datasites": missing,
             "features": aggregate(stats),
         }
         path = write_results(out_dir, result)

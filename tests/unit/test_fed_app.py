@@ -441,7 +441,8 @@ def test_server_writes_aggregate_and_figures(pima_csv, pima_df, tmp_path, monkey
     assert sorted(m.metadata.dst_node_id for m in grid.sent) == sorted(grid.client_map)
 
     out = json.loads((results / "aggregate.json").read_text())
-    assert set(out) == {"dataset", "datasites", "replied", "expected", "features"}
+    assert set(out) == {"dataset", "datasites", "replied", "expected", "missing_datasites", "features"}
+    assert out["missing_datasites"] == []
     assert out["dataset"] == "pima-indians-diabetes-database"
     assert out["datasites"] == sorted(EMAILS)
     assert (out["replied"], out["expected"]) == (2, 2)
@@ -485,8 +486,19 @@ def test_server_skips_failed_replies_and_config_results_dir(
     assert out["dataset"] == "mock-pima"
     assert (out["replied"], out["expected"]) == (1, 2)
     assert out["datasites"] == [EMAILS[0]]
+    assert out["missing_datasites"] == [EMAILS[1]]
     only_a = expected_local(pd.read_csv(next(dir_a.glob("*.csv"))))
     assert out["features"]["Age"]["by_outcome"]["1"]["hist"] == only_a["Age"]["1"]["hist"]
+
+    # fewer replies than the DS's minimum -> the round fails naming who is missing
+    monkeypatch.setenv("MIN_REPLIES", "2")
+    grid = FakeSyftGrid({EMAILS[0]: dir_a, EMAILS[1]: bad}, monkeypatch)
+    with pytest.raises(RuntimeError, match=r"only 1 of 2 .*at least 2 needed.*no reply from: " + EMAILS[1]):
+        server_app(grid=grid, context=make_context(run_config=cfg))
+    monkeypatch.setenv("MIN_REPLIES", "3")
+    with pytest.raises(ValueError, match="MIN_REPLIES=3 but only 2"):
+        server_app(grid=grid, context=make_context(run_config=cfg))
+    monkeypatch.delenv("MIN_REPLIES")
 
     # nobody usable -> the run fails loudly
     grid = FakeSyftGrid({EMAILS[0]: bad, EMAILS[1]: bad}, monkeypatch)

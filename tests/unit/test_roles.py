@@ -383,6 +383,7 @@ class FakeUserCode:
 @dataclass
 class FakeDataset:
     private: Path
+    name: str = "pima-indians-diabetes-database"
 
     def get_private_path(self):
         return str(self.private)
@@ -405,6 +406,9 @@ class FakeDatasets:
     def get(self, name):
         assert name == "pima-indians-diabetes-database"
         return FakeDataset(self.private)
+
+    def get_all(self):
+        return [FakeDataset(self.private)]
 
 
 class FakeRDS:
@@ -593,7 +597,7 @@ def test_failing_job_is_marked_failed_and_the_next_job_still_runs(tmp_path):
     w.runner.serve_once()
 
     assert w.stored(bad).status == Status.job_run_failed
-    assert "exit code 1" in w.stored(bad).error_message
+    assert "exit code 1: about to fail (log on the owner: " in w.stored(bad).error_message
     assert w.record(bad)["run"]["return_code"] == 1
     assert "exit code 1" in w.record(bad)["run"]["error"]
     assert "about to fail" in (w.out(bad) / "stderr.log").read_text()
@@ -610,9 +614,49 @@ def test_job_that_raises_in_the_runner_is_failed_and_the_next_runs(tmp_path):
     w.runner.serve_once()
 
     assert w.stored(broken).status == Status.job_run_failed
-    assert "FileNotFoundError" in w.stored(broken).error_message
+    assert w.stored(broken).error_message == "the job has no main.py (its entrypoint) in its code"
     assert w.record(broken)["run"]["return_code"] is None
     assert w.stored(good).status == Status.job_run_finished
+
+
+def test_job_without_its_entrypoint_fails_with_the_reason(tmp_path):
+    w = World(tmp_path)
+    job = w.add_job(GOOD_MAIN)
+    (w.code_dir(job) / "main.py").unlink()
+    w.runner.serve_once()
+    assert w.rds.job.history(job.uid) == ["job_run_failed"]  # never marked running
+    assert "has no main.py" in w.stored(job).error_message
+
+
+def test_job_with_a_syntax_error_fails_with_the_line_python_printed(tmp_path):
+    w = World(tmp_path)
+    job = w.add_job("def broken(:\n    pass\n")
+    good = w.add_job(GOOD_MAIN)
+    w.runner.serve_once()
+    assert w.stored(job).status == Status.job_run_failed
+    assert "SyntaxError" in w.stored(job).error_message
+    assert w.stored(good).status == Status.job_run_finished
+
+
+def test_job_naming_a_dataset_this_owner_lacks_is_rejected_with_the_reason(tmp_path):
+    w = World(tmp_path)
+    job = w.add_job(GOOD_MAIN)
+    w.stored(job).dataset_name = "cancer-registry"
+    w.runner.serve_once()
+    assert w.stored(job).status == Status.rejected
+    assert w.stored(job).error_message == ("no dataset named 'cancer-registry' on this datasite "
+                                           "(it has: pima-indians-diabetes-database)")
+    assert w.rds.job.approved == []
+
+
+def test_a_job_left_running_by_a_previous_life_of_the_owner_is_marked_failed(tmp_path):
+    w = World(tmp_path)
+    orphan = w.add_job(GOOD_MAIN, status=Status.job_in_progress)
+    done = w.add_job(GOOD_MAIN, status=Status.job_run_finished)
+    w.runner.close_interrupted()
+    assert w.stored(orphan).status == Status.job_run_failed
+    assert "restarted" in w.stored(orphan).error_message
+    assert w.stored(done).status == Status.job_run_finished
 
 
 def test_job_over_the_time_limit_is_killed_and_failed(tmp_path):
