@@ -1,8 +1,9 @@
 """The data scientist's whole workflow, unattended, against every data owner.
 
 guest login to each owner → explore its mock (the private path is refused) →
-bootstrap fed_app → submit a job to every owner → wait for their runners →
-Flower server → check that every owner replied → results served.
+bootstrap fed_app → submit a job to every owner (or find the submission a
+restarted DS made before) → wait for their runners → Flower server → check who
+replied → results served. While it waits it prints one compact line per change.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from federation import health
+from federation.codehash import code_hash
 from federation.network import SyncClient, wait_for
+from federation.progress import Progress, rounds_done
 from federation.settings import ScientistSettings
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,10 @@ DONE = {"job_run_finished", "job_run_failed", "rejected"}
 
 class WorkflowError(RuntimeError):
     """The run cannot count; the message says which owner and why."""
+
+
+# Another dataset on the owner's datasite but not ours, this long: a typo, not a slow sync.
+UNKNOWN_DATASET_GRACE = 15.0
 
 
 @dataclass
@@ -49,14 +58,36 @@ def login(sync: SyncClient, settings: ScientistSettings, owner: Owner) -> None:
     try:
         sync.wait_for_public_key(owner.email, settings.wait_timeout)
         owner.session = syft_rds.init_session(host=owner.email, syftbox_client_config_path=settings.party.config_path)
-
-        sync.wait(lambda: any(d.name == settings.dataset for d in owner.session.dataset.get_all()),
-                  settings.wait_timeout, f"dataset {settings.dataset!r} on {owner.email}", 0.5)
+        sync.wait(dataset_check(settings.dataset, owner), settings.wait_timeout,
+                  f"dataset {settings.dataset!r} on {owner.email}", 0.5)
     except TimeoutError as e:
         raise WorkflowError(f"data owner {owner.email} never appeared: {e}") from None
     if owner.session.is_admin:
         raise WorkflowError(f"{settings.party.email} is admin on {owner.email}: expected a guest")
     owner.status = "logged in as guest"
+
+
+def dataset_check(name: str, owner: Owner, grace: float = UNKNOWN_DATASET_GRACE):
+    """A check for `wait`: true once `name` is on the owner's datasite; a clear error when the
+    owner has published other datasets for `grace` seconds but never this one."""
+    others_since = None
+
+    def check() -> bool:
+        nonlocal others_since
+        names = sorted(d.name for d in owner.session.dataset.get_all())
+        if name in names:
+            return True
+        if names:
+            others_since = others_since or time.monotonic()
+            if time.monotonic() - others_since > grace:
+                raise WorkflowError(f"{owner.email} has no dataset {name!r}; it publishes: {', '.join(names)}")
+        return False
+
+    return check
+
+
+def mock_dirs(settings: ScientistSettings, owners: list[Owner]) -> list[Path]:
+    return [Path(o.session.dataset.get(name=settings.dataset).get_mock_path()) for o in owners]
 
 
 def explore(settings: ScientistSettings, owner: Owner) -> None:
@@ -103,17 +134,24 @@ def refresh(owner: Owner) -> str:
     if job.status.value != owner.status:
         owner.status = job.status.value
         owner.reason = job.error_message or ""
-        log.info("%s: job %s %s%s", owner.email, job.uid.hex[:8], owner.status,
-                 f" ({owner.reason})" if owner.reason else "")
+        log.debug("%s: job %s %s%s", owner.email, job.uid.hex[:8], owner.status,
+                  f" ({owner.reason})" if owner.reason else "")
     return owner.status
 
 
-def wait_until_running(settings: ScientistSettings, owners: list[Owner], sync: SyncClient) -> None:
+def show(progress: Progress | None, stage: str, owners: list[Owner], rounds: tuple[int, int] | None = None) -> None:
+    if progress is not None:
+        progress.show(stage, {o.email: (o.status, o.reason) for o in owners}, rounds)
+
+
+def wait_until_running(settings: ScientistSettings, owners: list[Owner], sync: SyncClient,
+                       progress: Progress | None = None) -> None:
     """Every owner's runner has approved the job (or we fail naming who did not)."""
     deadline = time.monotonic() + settings.wait_timeout
     while True:
         sync.check_alive()
         statuses = {o.email: refresh(o) for o in owners}
+        show(progress, "approval", owners)
         ended = {"rejected": "rejected the job", "job_run_failed": "ran the job and it failed"}
         stopped = [o for o in owners if o.status in ended]
         if stopped:  # no point waiting for the others: the run cannot count
@@ -127,45 +165,91 @@ def wait_until_running(settings: ScientistSettings, owners: list[Owner], sync: S
         time.sleep(0.5)
 
 
-def wait_until_done(owners: list[Owner], timeout: float = 30) -> None:
+def wait_until_done(owners: list[Owner], progress: Progress | None = None, timeout: float = 30) -> None:
     """Record each owner's final job status (it syncs back a moment after the round)."""
+    def done() -> bool:
+        finished = all(refresh(o) in DONE for o in owners)
+        show(progress, "finish", owners)
+        return finished
+
     try:
-        wait_for(lambda: all(refresh(o) in DONE for o in owners), timeout, "the owners' final job status", 0.5)
+        wait_for(done, timeout, "the owners' final job status", 0.5)
     except TimeoutError as e:
         log.warning("%s; recording the last status seen", e)
 
 
-def run_server(settings: ScientistSettings, app_dir: Path, run_dir: Path) -> None:
+def server_rounds(app_dir: Path) -> int:
+    config = tomllib.loads((app_dir / "pyproject.toml").read_text())
+    return int(config["tool"]["flwr"]["app"]["config"].get("num-server-rounds", 1))
+
+
+def run_server(settings: ScientistSettings, app_dir: Path, run_dir: Path,
+               owners: list[Owner] = (), progress: Progress | None = None) -> None:
     """The Flower server, in this environment (no fresh venv), writing into the results folder."""
     env = os.environ | {
         "RESULTS_DIR": str(settings.results_dir),
         "DATASITES": ",".join(settings.datasites),
         "DATASET_NAME": settings.dataset,
         "SYFT_FLWR_MSG_TIMEOUT": str(settings.round_timeout),
+        "MIN_REPLIES": str(settings.min_replies),
     }
-    with open(run_dir / "server.log", "wb") as out:
-        code = subprocess.call([sys.executable, "main.py"], cwd=app_dir, env=env,
-                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    if code != 0:
-        tail = (run_dir / "server.log").read_text(errors="replace").splitlines()[-15:]
-        raise WorkflowError(f"Flower server exited with {code}:\n" + "\n".join(tail))
+    server_log = run_dir / "server.log"
+    total = server_rounds(app_dir)
+    with open(server_log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "main.py"], cwd=app_dir, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            while proc.poll() is None:
+                for o in owners:
+                    refresh(o)
+                show(progress, "server", owners, (rounds_done(server_log), total))
+                time.sleep(0.5)
+        finally:
+            if proc.poll() is None:  # we are being stopped: do not leave the server behind
+                proc.terminate()
+                proc.wait()
+    show(progress, "server", owners, (rounds_done(server_log), total))
+    if proc.returncode != 0:
+        tail = server_log.read_text(errors="replace").splitlines()[-15:]
+        raise WorkflowError(f"Flower server exited with {proc.returncode}:\n" + "\n".join(tail))
 
 
-def check_every_reply(settings: ScientistSettings) -> dict:
-    """The server alone would accept a round with missing replies; a run here needs all."""
+def check_replies(settings: ScientistSettings) -> tuple[dict, list[str]]:
+    """The aggregate and the owners missing from it; fewer than MIN_REPLIES replies do not count."""
     path = settings.results_dir / "aggregate.json"
     if not path.exists():
         raise WorkflowError(f"the server wrote no {path}")
     aggregate = json.loads(path.read_text())
     missing = sorted(set(settings.datasites) - set(aggregate.get("datasites", [])))
+    replied = len(settings.datasites) - len(missing)
+    if replied < settings.min_replies:
+        raise WorkflowError(f"only {replied} of {len(settings.datasites)} owners replied, {settings.min_replies} "
+                            f"needed (MIN_REPLIES); no reply from {', '.join(missing)}")
     if missing:
-        raise WorkflowError(f"no reply from {', '.join(missing)}: the aggregate does not count")
-    return aggregate
+        log.warning("no reply from %s: the aggregate counts the other %d owner(s)", ", ".join(missing), replied)
+    return aggregate, missing
+
+
+def start_mock_preview(settings: ScientistSettings, owners: list[Owner]) -> subprocess.Popen:
+    """The app's statistics on the owners' mocks (results/mock/), for the page to show beside
+    the real ones; runs while the owners review the job."""
+    out = settings.results_dir / "mock"
+    shutil.rmtree(out, ignore_errors=True)
+    log_file = open(settings.party.state_dir / "mock-preview.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "fed_app.preview", str(out),
+                             *map(str, mock_dirs(settings, owners))],
+                            cwd=settings.fed_app, env=os.environ | {"DATASET_NAME": settings.dataset},
+                            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def finish_mock_preview(proc: subprocess.Popen, settings: ScientistSettings) -> None:
+    if proc.wait(timeout=120) != 0:  # the page then says there is no mock figure; the run still counts
+        log.warning("no mock preview: see %s", settings.party.state_dir / "mock-preview.log")
 
 
 def archive_previous(results: Path) -> None:
     """Keep earlier results under history/ instead of overwriting them."""
-    previous = [results / n for n in ("aggregate.json", "figures", "run.json") if (results / n).exists()]
+    previous = [results / n for n in ("aggregate.json", "figures", "mock", "run.json") if (results / n).exists()]
     if not previous:
         return
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((results / "run.json").stat().st_mtime
@@ -194,20 +278,66 @@ def for_each(owners: list[Owner], fn, *args) -> None:
             future.result()
 
 
-def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: list[Owner], step) -> Path:
-    """Steps 1–6: log in, explore, bootstrap, submit; returns the bootstrapped app folder."""
+def submission_file(settings: ScientistSettings) -> Path:
+    return settings.party.state_dir / "submission.json"
+
+
+def save_submission(settings: ScientistSettings, app_dir: Path, owners: list[Owner]) -> None:
+    path = submission_file(settings)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"app_dir": str(app_dir), "app_hash": code_hash(settings.fed_app),
+                               "datasites": settings.datasites, "jobs": {o.email: o.job.uid.hex for o in owners}}))
+    tmp.replace(path)
+
+
+def resume_submission(settings: ScientistSettings, owners: list[Owner]) -> Path | None:
+    """The app folder of a submission this DS made before it was restarted, when every job of
+    it is still alive at its owner (same owners, same app); None means submit afresh."""
+    try:
+        saved = json.loads(submission_file(settings).read_text())
+    except (OSError, ValueError):
+        return None
+    app_dir = Path(saved.get("app_dir", ""))
+    if (saved.get("datasites") != settings.datasites or not app_dir.is_dir()
+            or saved.get("app_hash") != code_hash(settings.fed_app)):
+        return None
+    found = {}
+    for o in owners:
+        try:
+            job = o.session.job.get(uid=uuid.UUID(saved["jobs"][o.email]))
+        except Exception:  # not in the owner's store (any more): nothing to resume
+            return None
+        if job.status.value in DONE:
+            return None
+        found[o.email] = job
+    for o in owners:
+        o.job, o.status, o.reason = found[o.email], found[o.email].status.value, found[o.email].error_message or ""
+    log.info("found this DS's earlier submission (jobs %s): waiting for it instead of submitting again",
+             ", ".join(j.uid.hex[:8] for j in found.values()))
+    return app_dir
+
+
+def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: list[Owner], step,
+                       resume: bool = False) -> Path:
+    """Steps 1–6: log in, explore, bootstrap, submit (or, with `resume`, find the earlier
+    submission); returns the bootstrapped app folder."""
     step("login", for_each, owners, login, sync, settings)
     step("explore", for_each, owners, explore, settings)
-    run_dir = settings.party.state_dir / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    run_dir.mkdir(parents=True)
-    app_dir = step("bootstrap", bootstrap, settings, run_dir)
-    step("submit", for_each, owners, submit, settings, app_dir)
+    app_dir = resume_submission(settings, owners) if resume else None
+    if app_dir is None:
+        run_dir = settings.party.state_dir / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        run_dir.mkdir(parents=True)
+        app_dir = step("bootstrap", bootstrap, settings, run_dir)
+        step("submit", for_each, owners, submit, settings, app_dir)
+        if resume:
+            save_submission(settings, app_dir, owners)
     return app_dir
 
 
 def workflow(settings: ScientistSettings, sync: SyncClient, record: dict) -> None:
     owners = [Owner(e) for e in settings.datasites]
     record["owners"] = {o.email: {"status": o.status} for o in owners}
+    progress = Progress(settings.datasites, logging.getLogger("federation.progress").info)
 
     def step(name: str, fn, *args):
         t0 = time.monotonic()
@@ -222,14 +352,18 @@ def workflow(settings: ScientistSettings, sync: SyncClient, record: dict) -> Non
         write_run(settings, record)
 
     try:
-        app_dir = prepare_and_submit(settings, sync, owners, step)
+        app_dir = prepare_and_submit(settings, sync, owners, step, resume=True)
+        record["resumed"] = "submit" not in record["steps"]
+        show(progress, "submitted", owners)
+        mock_preview = start_mock_preview(settings, owners)
         note_owners()
-        step("approval", wait_until_running, settings, owners, sync)
+        step("approval", wait_until_running, settings, owners, sync, progress)
         note_owners()
-        step("server", run_server, settings, app_dir, app_dir.parent)
-        aggregate = check_every_reply(settings)
-        record["datasites"] = aggregate["datasites"]
-        step("finish", wait_until_done, owners)
+        step("server", run_server, settings, app_dir, app_dir.parent, owners, progress)
+        aggregate, missing = check_replies(settings)
+        record.update(datasites=aggregate["datasites"], missing_datasites=missing)
+        step("finish", wait_until_done, [o for o in owners if o.email not in missing], progress)
+        finish_mock_preview(mock_preview, settings)
     finally:
         for o in owners:
             if o.job is not None:
@@ -267,8 +401,9 @@ def main() -> int:
     else:
         record.update(status="ok", finished=time.time())
         write_run(settings, record)
-        log.info("run ok in %.1f s: every owner replied; results in %s",
-                 record["finished"] - record["started"], settings.results_dir)
+        log.info("run ok in %.1f s: %s; results in %s", record["finished"] - record["started"],
+                 f"no reply from {', '.join(record['missing_datasites'])}" if record["missing_datasites"]
+                 else "every owner replied", settings.results_dir)
         if second_run:
             return 0  # the container's main process serves results already
         from federation.web import serve_results

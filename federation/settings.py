@@ -161,15 +161,23 @@ class ScientistSettings:
     results_dir: Path
     wait_timeout: float  # for each owner's dataset and job approval
     round_timeout: float  # for every owner's reply in a Flower round
+    min_replies: int  # owners that must reply for a run to count (the others are listed as missing)
 
     @classmethod
     def from_env(cls) -> "ScientistSettings":
+        datasites = _emails("DATASITES")
+        if len({e.lower() for e in datasites}) < len(datasites):
+            raise SettingsError("setting DATASITES names an owner twice")
+        min_replies = _count("MIN_REPLIES", str(len(datasites)))
+        if min_replies > len(datasites):
+            raise SettingsError(f"setting MIN_REPLIES: {min_replies} but DATASITES names only {len(datasites)} owner(s)")
         return cls(
             party=Party.from_env(),
             dataset=_get("DATASET_NAME", DEFAULT_DATASET),
-            datasites=_emails("DATASITES"),
+            datasites=datasites,
             fed_app=Path(_get("FED_APP_DIR", "/app/fed_app")),
             results_dir=Path(_get("RESULTS_DIR", str(Path.home() / "results"))),
             wait_timeout=_float("WAIT_TIMEOUT", "300"),
             round_timeout=_float("ROUND_TIMEOUT", "120"),
+            min_replies=min_replies,
         )

@@ -9,7 +9,7 @@ import signal
 import textwrap
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,14 +19,14 @@ from federation import health
 from federation.codehash import code_hash
 from federation.policy import Policy
 from federation.runner import NotApproved, Runner
-from federation.scientist import WorkflowError, archive_previous, check_every_reply
+from federation.scientist import WorkflowError, archive_previous, check_replies
 from federation.settings import OwnerSettings, Party, ScientistSettings, SettingsError
 
 ALL_VARS = [
     "SYFTBOX_EMAIL", "SYFTBOX_SERVER_URL", "FEDERATION_HOME", "DATASET_NAME", "PRIVATE_DATA_DIR",
     "PIMA_CSV", "PIMA_URL", "DEMO_PARTITION", "APPROVE_JOBS_FROM", "MOCK_ROWS", "JOB_TIMEOUT",
     "APPROVAL", "APPROVED_CODE_HASHES", "UNAPPROVED_JOBS",
-    "DATASITES", "FED_APP_DIR", "RESULTS_DIR", "WAIT_TIMEOUT", "ROUND_TIMEOUT",
+    "DATASITES", "FED_APP_DIR", "RESULTS_DIR", "WAIT_TIMEOUT", "ROUND_TIMEOUT", "MIN_REPLIES",
 ]
 
 
@@ -178,6 +178,20 @@ def test_scientist_settings_valid(env, tmp_path):
     assert s.results_dir == tmp_path / "res"
     assert s.wait_timeout == 30.0 and s.round_timeout == 7.5
     assert s.dataset == "pima-indians-diabetes-database"
+    assert s.min_replies == 2  # by default every owner must reply
+
+
+@pytest.mark.parametrize("value, words", [("3", "DATASITES names only 2"), ("0", "whole number >= 1"),
+                                          ("two", "whole number >= 1")])
+def test_scientist_min_replies_must_fit_the_owners(env, value, words):
+    env(SYFTBOX_EMAIL="ds@openmined.org", DATASITES="do1@openmined.org,do2@openmined.org", MIN_REPLIES=value)
+    msg = settings_error(ScientistSettings.from_env)
+    assert "MIN_REPLIES" in msg and words in msg
+
+
+def test_scientist_owner_named_twice_is_refused(env):
+    env(SYFTBOX_EMAIL="ds@openmined.org", DATASITES="do1@openmined.org,DO1@openmined.org")
+    assert "names an owner twice" in settings_error(ScientistSettings.from_env)
 
 
 # =========================================================================== scientist
@@ -193,37 +207,48 @@ def ds_settings(tmp_path: Path, datasites=DATASITES) -> ScientistSettings:
         party=Party("ds@openmined.org", "http://syftbox:5001", tmp_path / "home"),
         dataset="pima-indians-diabetes-database", datasites=list(datasites),
         fed_app=tmp_path / "fed_app", results_dir=results, wait_timeout=1.0, round_timeout=1.0,
+        min_replies=len(datasites),
     )
 
 
-def test_check_every_reply_names_the_missing_owner(tmp_path):
-    s = ds_settings(tmp_path)
-    (s.results_dir / "aggregate.json").write_text(json.dumps({"datasites": ["do1@openmined.org"], "n": 384}))
-    with pytest.raises(WorkflowError) as info:
-        check_every_reply(s)
-    assert "do2@openmined.org" in str(info.value)
-    assert "do1@openmined.org" not in str(info.value)
+def write_aggregate(s: ScientistSettings, aggregate: dict) -> None:
+    (s.results_dir / "aggregate.json").write_text(json.dumps(aggregate))
 
 
-def test_check_every_reply_no_datasites_key_names_everyone(tmp_path):
+def test_check_replies_fails_below_the_minimum_naming_the_missing_owner(tmp_path):
+    s = ds_settings(tmp_path)  # MIN_REPLIES defaults to every owner
+    write_aggregate(s, {"datasites": ["do1@openmined.org"], "n": 384})
+    with pytest.raises(WorkflowError, match=r"only 1 of 2 owners replied, 2 needed \(MIN_REPLIES\); "
+                                            r"no reply from do2@openmined.org$"):
+        check_replies(s)
+
+
+def test_check_replies_at_the_minimum_counts_and_lists_who_is_missing(tmp_path):
+    s = replace(ds_settings(tmp_path, DATASITES + ["do3@openmined.org"]), min_replies=2)
+    aggregate = {"datasites": ["do3@openmined.org", "do1@openmined.org"], "features": {}}
+    write_aggregate(s, aggregate)
+    assert check_replies(s) == (aggregate, ["do2@openmined.org"])
+
+
+def test_check_replies_no_datasites_key_names_everyone(tmp_path):
     s = ds_settings(tmp_path)
-    (s.results_dir / "aggregate.json").write_text(json.dumps({"n": 0}))
+    write_aggregate(s, {"n": 0})
     with pytest.raises(WorkflowError) as info:
-        check_every_reply(s)
+        check_replies(s)
     assert all(e in str(info.value) for e in DATASITES)
 
 
-def test_check_every_reply_all_present_returns_the_aggregate(tmp_path):
+def test_check_replies_all_present_returns_the_aggregate(tmp_path):
     s = ds_settings(tmp_path)
     aggregate = {"datasites": list(reversed(DATASITES)) + ["extra@openmined.org"], "features": {"BMI": [1, 2]}}
-    (s.results_dir / "aggregate.json").write_text(json.dumps(aggregate))
-    assert check_every_reply(s) == aggregate
+    write_aggregate(s, aggregate)
+    assert check_replies(s) == (aggregate, [])
 
 
-def test_check_every_reply_without_a_file(tmp_path):
+def test_check_replies_without_a_file(tmp_path):
     s = ds_settings(tmp_path)
     with pytest.raises(WorkflowError) as info:
-        check_every_reply(s)
+        check_replies(s)
     assert "aggregate.json" in str(info.value)
 
 

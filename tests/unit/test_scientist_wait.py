@@ -46,7 +46,7 @@ def settings(tmp_path: Path) -> ScientistSettings:
     return ScientistSettings(
         party=Party("ds@openmined.org", "http://syftbox:5001", tmp_path), dataset="d",
         datasites=["a@x.org", "b@x.org"], fed_app=tmp_path, results_dir=tmp_path,
-        wait_timeout=30, round_timeout=30)
+        wait_timeout=30, round_timeout=30, min_replies=2)
 
 
 SYNC = SimpleNamespace(check_alive=lambda: None)
