@@ -8,7 +8,7 @@ auto:   a job is approved when its submitter is on the allowlist and, if the own
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 APPROVE, PENDING, REJECT = "approve", "pending", "reject"
 

@@ -183,8 +183,8 @@ def server_rounds(app_dir: Path) -> int:
     return int(config["tool"]["flwr"]["app"]["config"].get("num-server-rounds", 1))
 
 
-def run_server(settings: ScientistSettings, app_dir: Path, run_dir: Path,
-               owners: list[Owner] = (), progress: Progress | None = None) -> None:
+def run_server(settings: ScientistSettings, app_dir: Path, run_dir: Path, owners: list[Owner] = (),
+               progress: Progress | None = None, rounds_seen=lambda done, total: None) -> None:
     """The Flower server, in this environment (no fresh venv), writing into the results folder."""
     env = os.environ | {
         "RESULTS_DIR": str(settings.results_dir),
@@ -202,12 +202,14 @@ def run_server(settings: ScientistSettings, app_dir: Path, run_dir: Path,
             while proc.poll() is None:
                 for o in owners:
                     refresh(o)
+                rounds_seen(rounds_done(server_log), total)
                 show(progress, "server", owners, (rounds_done(server_log), total))
                 time.sleep(0.5)
         finally:
             if proc.poll() is None:  # we are being stopped: do not leave the server behind
                 proc.terminate()
                 proc.wait()
+    rounds_seen(rounds_done(server_log), total)
     show(progress, "server", owners, (rounds_done(server_log), total))
     if proc.returncode != 0:
         tail = server_log.read_text(errors="replace").splitlines()[-15:]
@@ -351,6 +353,11 @@ def workflow(settings: ScientistSettings, sync: SyncClient, record: dict) -> Non
                             for o in owners}
         write_run(settings, record)
 
+    def note_rounds(done: int, total: int):
+        if record.get("rounds") != {"done": done, "total": total}:
+            record["rounds"] = {"done": done, "total": total}
+            note_owners()
+
     try:
         app_dir = prepare_and_submit(settings, sync, owners, step, resume=True)
         record["resumed"] = "submit" not in record["steps"]
@@ -359,7 +366,7 @@ def workflow(settings: ScientistSettings, sync: SyncClient, record: dict) -> Non
         note_owners()
         step("approval", wait_until_running, settings, owners, sync, progress)
         note_owners()
-        step("server", run_server, settings, app_dir, app_dir.parent, owners, progress)
+        step("server", run_server, settings, app_dir, app_dir.parent, owners, progress, note_rounds)
         aggregate, missing = check_replies(settings)
         record.update(datasites=aggregate["datasites"], missing_datasites=missing)
         step("finish", wait_until_done, [o for o in owners if o.email not in missing], progress)
@@ -378,7 +385,7 @@ def main() -> int:
     settings = ScientistSettings.from_env()
     sync = SyncClient(settings.party)
     # A second run in the same container (`docker exec ds federation ds`) shares the running
-    # SyftBox client; the container's health stays that of its main process.
+    # SyftBox client; the container's health and the results page stay its main process's.
     second_run = sync.running_here()
     report = health.report if not second_run else (lambda *args: None)
     report("starting")
@@ -386,6 +393,10 @@ def main() -> int:
     archive_previous(settings.results_dir)
     record = {"status": "running", "started": time.time(), "steps": {}, "datasites_expected": settings.datasites}
     write_run(settings, record)
+    if not second_run:  # the page follows this run, and every later one, as it goes
+        from federation.web import serve_results
+
+        serve_results(settings.results_dir, port=int(os.environ.get("RESULTS_PORT", "8080")))
 
     try:
         sync.start()
@@ -397,20 +408,23 @@ def main() -> int:
         write_run(settings, record)
         log.error("run failed: %s", record["error"])
         report("failed", record["error"])
-        return 1
+        code = 1
     else:
         record.update(status="ok", finished=time.time())
         write_run(settings, record)
         log.info("run ok in %.1f s: %s; results in %s", record["finished"] - record["started"],
                  f"no reply from {', '.join(record['missing_datasites'])}" if record["missing_datasites"]
                  else "every owner replied", settings.results_dir)
-        if second_run:
-            return 0  # the container's main process serves results already
-        from federation.web import serve_results
-
         report("ready", "results served")
-        serve_results(settings.results_dir, port=int(os.environ.get("RESULTS_PORT", "8080")))
-        return 0
+        code = 0
+    try:
+        if not second_run:
+            # Stay up: the page keeps serving (a failed run's reason too), and later runs
+            # (`docker exec ds federation ds`, the notebook) use this SyftBox client.
+            while True:
+                time.sleep(5)
+                sync.check_alive()
+        return code
     finally:
         sync.stop()  # a no-op for a second run: it started no client
 
