@@ -1,16 +1,23 @@
 """scripts/bench: the figures behind the performance targets, printed, never asserted.
 
-Targets (issue "core stack"): warm up -> aggregate.json <= 30 s with 2 owners; image <= 1.2 GB.
+Targets: warm up -> aggregate.json <= 30 s with 2 owners and <= 45 s with 8; a Flower
+round's transport (first message pushed -> every reply pulled) <= 1 s; image <= 1.2 GB.
+
+    scripts/bench [--owners 2,4,8] [--no-build] [--no-inprocess]
+    SYFTBOX_SYNC_INTERVAL=0.5 SYFT_FLWR_POLL_INTERVAL=0.5 scripts/bench --owners 2
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -50,22 +57,69 @@ def round_seconds(stack: Stack) -> float | None:
     return (parse(pulled) - parse(pushed)).total_seconds()
 
 
-def warm_up_to_results() -> dict:
-    stack = Stack("federation-bench")
+MIB = {"B": 1 / 2**20, "KiB": 1 / 1024, "MiB": 1, "GiB": 1024}
+
+
+def container_stats(project: str) -> dict[str, tuple[float, float]]:
+    """service -> (memory MiB, CPU %) of the project's running containers, right now."""
+    out = sh("docker", "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}\t{{.CPUPerc}}").stdout
+    stats = {}
+    for line in out.splitlines():
+        name, mem, cpu = line.split("\t")
+        if not name.startswith(f"{project}-") or not name.endswith("-1"):
+            continue
+        m = re.match(r"([\d.]+)(\w+)", mem.split("/")[0].strip())
+        stats[name[len(project) + 1:-2]] = (float(m.group(1)) * MIB[m.group(2)], float(cpu.rstrip("%")))
+    return stats
+
+
+class PeakMemory(threading.Thread):
+    """The highest memory each container reached while the run went on."""
+
+    def __init__(self, project: str):
+        super().__init__(daemon=True)
+        self.project, self.peak, self.done = project, {}, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for service, (mem, _) in container_stats(self.project).items():
+                self.peak[service] = max(mem, self.peak.get(service, 0.0))
+
+
+def with_owners(count: int) -> dict:
+    """up -> aggregate.json with `count` demo owners (scripts/owners --demo), images built."""
+    root = Path(tempfile.mkdtemp(prefix=f"bench-owners-{count}-"))
+    sh(sys.executable, str(REPO / "scripts" / "owners.py"), "--demo", str(count), "--root", str(root))
+    for private in root.glob("do*/data/private"):
+        private.chmod(0o755)
+    stack = Stack(f"federation-bench{count}", [str(root / "compose.owners.yaml")])
+    memory = PeakMemory(stack.project)
     try:
         stack.compose("down", "-v", "--remove-orphans", check=False)
         t0 = time.time()
         stack.compose("up", "-d")
+        memory.start()
         aggregate = stack.results / "aggregate.json"
-        while not aggregate.exists() and time.time() - t0 < 600:
+        while not aggregate.exists() and time.time() - t0 < 900:
             time.sleep(0.1)
         until_results = time.time() - t0
         record = stack.wait_run(started_after=0)
         if record["status"] != "ok":
-            raise RuntimeError(f"the run failed: {record.get('error')}")
-        return {"up_to_results": until_results, "steps": record["steps"], "round": round_seconds(stack)}
+            raise RuntimeError(f"the run with {count} owners failed: {record.get('error')}")
+        memory.done.set()
+        time.sleep(5)  # then what merely staying in sync costs
+        idle_cpu = {s: cpu for s, (_, cpu) in container_stats(stack.project).items()}
+        return {"owners": count, "up_to_results": until_results, "steps": record["steps"],
+                "round": round_seconds(stack), "memory": memory.peak, "idle_cpu": idle_cpu}
     finally:
+        memory.done.set()
         stack.down()
+
+
+def by_role(values: dict[str, float]) -> tuple[float, float, float]:
+    """(ds, sync server, mean over owners) of a per-service figure."""
+    owners = [v for s, v in values.items() if re.fullmatch(r"do\d+", s)]
+    return values.get("ds", 0.0), values.get("syftbox", 0.0), sum(owners) / max(len(owners), 1)
 
 
 def in_one_process() -> float:
@@ -91,20 +145,43 @@ def in_one_process() -> float:
     return result["seconds"]
 
 
+def print_scaling(runs: list[dict]) -> None:
+    print(f"sync loop {os.environ.get('SYFTBOX_SYNC_INTERVAL', '0.25')} s, "
+          f"syft-flwr poll {os.environ.get('SYFT_FLWR_POLL_INTERVAL', '1')} s, {os.cpu_count()} CPUs")
+    print("owners | up->results | round transport | DS steps (s)                      "
+          "| peak MiB ds/server/owner | idle CPU % ds/server/owner")
+    for r in runs:
+        steps = " ".join(f"{k[:5]} {v:.1f}" for k, v in r["steps"].items())
+        rnd = f"{r['round']:.2f} s" if r["round"] is not None else "n/a"
+        mem = "/".join(f"{v:.0f}" for v in by_role(r["memory"]))
+        cpu = "/".join(f"{v:.0f}" for v in by_role(r["idle_cpu"]))
+        print(f"{r['owners']:6d} | {r['up_to_results']:9.1f} s | {rnd:>15} | {steps:33} | {mem:>24} | {cpu:>26}")
+    first, last = runs[0], runs[-1]
+    if len(runs) > 1:
+        print(f"growth {last['owners']}/{first['owners']} owners: up->results x{last['up_to_results'] / first['up_to_results']:.2f}"
+              + (f", round x{last['round'] / first['round']:.2f}" if first["round"] and last["round"] else ""))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="scripts/bench")
+    parser.add_argument("--owners", default="2,4,8", help="owner counts to run, e.g. 2,4,8")
+    parser.add_argument("--no-build", action="store_true", help="skip the cold build (the image must exist)")
+    parser.add_argument("--no-inprocess", action="store_true", help="skip syft_flwr.run in one process")
+    args = parser.parse_args()
     print(f"base image: {os.environ['BASE_IMAGE']}")
-    print(f"cold build (no cache)          {cold_build():7.1f} s")
+    if not args.no_build:
+        print(f"cold build (no cache)          {cold_build():7.1f} s")
     print(f"image size                     {image_size():7.2f} GB   (target <= 1.2)")
-    warm = warm_up_to_results()
-    print(f"warm up -> aggregate.json      {warm['up_to_results']:7.1f} s   (target <= 30, 2 owners; images built)")
-    print("  DS steps: " + ", ".join(f"{k} {v:.1f}" for k, v in warm["steps"].items()))
-    if warm["round"] is not None:
-        print(f"Flower round over sync server  {warm['round']:7.2f} s   (push -> every reply pulled)")
-    inproc = in_one_process()
-    server = warm["steps"]["server"]
-    print(f"syft_flwr.run, one process     {inproc:7.1f} s")
-    print(f"ratio DS server step / in-process   {server / inproc:5.2f}")
-    print(f"ratio up->results / in-process      {warm['up_to_results'] / inproc:5.2f}")
+    runs = [with_owners(int(n)) for n in args.owners.split(",")]
+    print("targets: up->results <= 30 s with 2 owners, <= 45 s with 8; round transport <= 1 s")
+    print_scaling(runs)
+    if not args.no_inprocess:
+        inproc = in_one_process()
+        print(f"syft_flwr.run, one process, 2 owners   {inproc:7.1f} s")
+        two = next((r for r in runs if r["owners"] == 2), None)
+        if two:
+            print(f"ratio DS server step / in-process      {two['steps']['server'] / inproc:5.2f}")
+            print(f"ratio up->results / in-process         {two['up_to_results'] / inproc:5.2f}")
 
 
 if __name__ == "__main__":
