@@ -7,11 +7,14 @@ person left running is not touched. Without a Docker engine every test here fail
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,14 +25,28 @@ from tests.conftest import REPO_ROOT
 
 # One compose project per test session; override to run two sessions side by side.
 PROJECT = os.environ.get("FEDERATION_TEST_PROJECT", "federation-test")
-DATASITES = ["do1@openmined.org", "do2@openmined.org"]
+# The session's stack has three owners, added the way a user adds them (scripts/owners).
+OWNER_COUNT = 3
+OWNERS = {f"do{k}": f"do{k}@openmined.org" for k in range(1, OWNER_COUNT + 1)}
+DATASITES = list(OWNERS.values())
 DATASET = "pima-indians-diabetes-database"
-OWNERS = {"do1": "do1@openmined.org", "do2": "do2@openmined.org"}
+
+
+@functools.cache
+def compose_files() -> list[str]:
+    """compose.yaml plus the override scripts/owners writes for the session's owners."""
+    root = Path(tempfile.gettempdir()) / f"{PROJECT}-owners"
+    shutil.rmtree(root, ignore_errors=True)
+    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "owners.py"), "--demo", str(OWNER_COUNT),
+                    "--root", str(root)], check=True, capture_output=True)
+    for private in root.glob("do*/data/private"):
+        private.chmod(0o755)  # mounted into the owner, read by the image's uid 1000
+    return [str(REPO_ROOT / "compose.yaml"), str(root / "compose.owners.yaml")]
 
 
 def compose(*args: str, check: bool = True, input: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """`docker compose` on the test stack; output captured as text."""
-    cmd = ["docker", "compose", "-f", str(REPO_ROOT / "compose.yaml"), "-p", PROJECT, *args]
+    cmd = ["docker", "compose", *(a for f in compose_files() for a in ("-f", f)), "-p", PROJECT, *args]
     result = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
@@ -190,10 +207,43 @@ def docker_exec(container: str, *cmd: str, env: dict[str, str] | None = None) ->
     return subprocess.run(["docker", "exec", *env_args, container, *cmd], capture_output=True, text=True, timeout=300)
 
 
+def datasite(container: str, *args: str) -> subprocess.CompletedProcess:
+    return docker_exec(container, "datasite", *args)
+
+
+def jobs_table(container: str) -> list[dict]:
+    out = datasite(container, "jobs")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    if lines == ["no jobs"]:
+        return []
+    header = re.split(r"\s{2,}", lines[0])
+    starts = [lines[0].index(name) for name in header]  # columns are fixed-width
+    return [{name: line[start:end].strip() for name, start, end in zip(header, starts, [*starts[1:], None])}
+            for line in lines[1:]]
+
+
+def wait_for_job(container: str, status: str, seen: set[str], timeout: float = 120) -> dict:
+    """The first job listed with `status` whose id is not in `seen`, once the runner has
+    recorded why (a job listed before its review has an empty WHY)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for row in jobs_table(container):
+            if row["STATUS"] == status and row["ID"] not in seen and row["WHY"]:
+                return row
+        time.sleep(1)
+    raise AssertionError(f"no new {status} job on {container}: {jobs_table(container)}")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that restart or recreate the shared stack go last, so no other test sees it mid-way."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -205,8 +255,8 @@ def results_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def docker_compose_file() -> str:
-    return str(REPO_ROOT / "compose.yaml")
+def docker_compose_file() -> list[str]:
+    return compose_files()
 
 
 @pytest.fixture(scope="session")

@@ -15,38 +15,11 @@ import pytest
 from federation.codehash import code_hash
 from federation.scientist import bootstrap_copy
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import (PROJECT, assert_aggregate_matches, compose, docker_exec, ds_finish, ds_start, ds_stop,
-                                        exec_in, result_line, start_owner, wait_healthy)
+from tests.integration.conftest import (PROJECT, assert_aggregate_matches, compose, datasite, docker_exec, ds_finish,
+                                        ds_start, ds_stop, exec_in, jobs_table, result_line, start_owner,
+                                        wait_for_job, wait_healthy)
 
 DS = "ds@openmined.org"
-
-
-def datasite(container: str, *args: str) -> subprocess.CompletedProcess:
-    return docker_exec(container, "datasite", *args)
-
-
-def jobs_table(container: str) -> list[dict]:
-    out = datasite(container, "jobs")
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    if lines == ["no jobs"]:
-        return []
-    header = re.split(r"\s{2,}", lines[0])
-    starts = [lines[0].index(name) for name in header]  # columns are fixed-width
-    return [{name: line[start:end].strip() for name, start, end in zip(header, starts, [*starts[1:], None])}
-            for line in lines[1:]]
-
-
-def wait_for_job(container: str, status: str, seen: set[str], timeout: float = 120) -> dict:
-    """The first job listed with `status` whose id is not in `seen`, once the runner has
-    recorded why (a job listed before its review has an empty WHY)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for row in jobs_table(container):
-            if row["STATUS"] == status and row["ID"] not in seen and row["WHY"]:
-                return row
-        time.sleep(1)
-    raise AssertionError(f"no new {status} job on {container}: {jobs_table(container)}")
 
 
 def private_rows(folder: Path, pima_csv: Path, rows: slice) -> Path:
@@ -59,7 +32,7 @@ def private_rows(folder: Path, pima_csv: Path, rows: slice) -> Path:
 def do3(stack, tmp_path_factory, pima_csv):
     """A third owner, started alone with `docker run` (manual approval), 100 rows of its own."""
     private = private_rows(tmp_path_factory.mktemp("do3-private"), pima_csv, slice(0, 100))
-    name = start_owner(f"{PROJECT}-do3", "do3@openmined.org", private, APPROVAL="manual")
+    name = start_owner(f"{PROJECT}-clinic3", "clinic3@openmined.org", private, APPROVAL="manual")
     try:
         wait_healthy(name)
         yield name, private
@@ -72,7 +45,7 @@ def do5(stack, tmp_path_factory, pima_csv):
     """A manual owner that never decides: a second owner for runs that need two
     (syft_flwr.bootstrap wants at least two) and whose job must simply stay pending."""
     private = private_rows(tmp_path_factory.mktemp("do5-private"), pima_csv, slice(200, 230))
-    name = start_owner(f"{PROJECT}-do5", "do5@openmined.org", private, APPROVAL="manual")
+    name = start_owner(f"{PROJECT}-clinic5", "clinic5@openmined.org", private, APPROVAL="manual")
     try:
         wait_healthy(name)
         yield name
@@ -83,7 +56,7 @@ def do5(stack, tmp_path_factory, pima_csv):
 def test_person_approves_on_a_standalone_owner_and_the_aggregate_covers_its_rows(
         stack, do3, private_csvs, tmp_path):
     container, private = do3
-    run = ds_start("ds", env={"DATASITES": "do1@openmined.org,do2@openmined.org,do3@openmined.org",
+    run = ds_start("ds", env={"DATASITES": "do1@openmined.org,do2@openmined.org,clinic3@openmined.org",
                               "RESULTS_DIR": "/tmp/results-three"})
     try:
         job = wait_for_job(container, "pending_code_review", seen=set())
@@ -102,11 +75,11 @@ def test_person_approves_on_a_standalone_owner_and_the_aggregate_covers_its_rows
     finally:
         ds_stop(run)  # only does something when the test failed before the run ended
     assert code == 0, output[-3000:]
-    assert re.search(r"do3@openmined.org: job \w+ job_in_progress", output)  # the DS saw it change
+    assert re.search(r"\] server .*clinic3: running .*rounds 0/1", output)  # its live progress line
 
     aggregate = json.loads(exec_in("ds", "cat", "/tmp/results-three/aggregate.json").stdout)
-    assert sorted(aggregate["datasites"]) == ["do1@openmined.org", "do2@openmined.org", "do3@openmined.org"]
-    files = [p for owner_files in private_csvs.values() for p in owner_files] + [private / "clinic.csv"]
+    assert sorted(aggregate["datasites"]) == ["do1@openmined.org", "do2@openmined.org", "clinic3@openmined.org"]
+    files = private_csvs["do1"] + private_csvs["do2"] + [private / "clinic.csv"]
     assert_aggregate_matches(aggregate, files)
     status = {r["ID"]: r for r in jobs_table(container)}[job["ID"]]
     assert status["STATUS"] == "job_run_finished" and "approved by a person" in status["WHY"]
@@ -115,7 +88,7 @@ def test_person_approves_on_a_standalone_owner_and_the_aggregate_covers_its_rows
 def test_rejection_ends_the_data_scientists_wait_with_the_reason(stack, do3, do5):
     container, _ = do3
     seen = {r["ID"] for r in jobs_table(container)}
-    run = ds_start("ds", env={"DATASITES": "do3@openmined.org,do5@openmined.org", "WAIT_TIMEOUT": "280",
+    run = ds_start("ds", env={"DATASITES": "clinic3@openmined.org,clinic5@openmined.org", "WAIT_TIMEOUT": "280",
                               "RESULTS_DIR": "/tmp/results-rejected"})
     try:
         job = wait_for_job(container, "pending_code_review", seen)
@@ -126,7 +99,7 @@ def test_rejection_ends_the_data_scientists_wait_with_the_reason(stack, do3, do5
     finally:
         ds_stop(run)
     assert code == 1
-    assert "do3@openmined.org rejected the job: too broad for this clinic" in output
+    assert "clinic3@openmined.org rejected the job: too broad for this clinic" in output
     assert time.monotonic() - t0 < 60  # at once, not at WAIT_TIMEOUT
 
     # Decisions that do not fit the job change nothing and say why.
@@ -143,7 +116,7 @@ def test_rejection_ends_the_data_scientists_wait_with_the_reason(stack, do3, do5
 def test_auto_approval_pinned_to_a_code_hash(stack, do5, tmp_path, pima_csv):
     """Pinned to the hash of the DS's app: that app runs, the same app changed by one line
     is rejected with the reason, and `datasite jobs` says why for each."""
-    owners = ["do4@openmined.org", "do5@openmined.org"]
+    owners = ["clinic4@openmined.org", "clinic5@openmined.org"]
     pinned = code_hash(bootstrap_copy(REPO_ROOT / "fed_app", tmp_path / "pin", DS, owners))
     changed = tmp_path / "changed" / "fed_app"
     shutil.copytree(REPO_ROOT / "fed_app", changed, ignore=shutil.ignore_patterns("__pycache__"))
@@ -154,7 +127,7 @@ def test_auto_approval_pinned_to_a_code_hash(stack, do5, tmp_path, pima_csv):
 
     (tmp_path / "private").mkdir()
     private = private_rows(tmp_path / "private", pima_csv, slice(100, 150))
-    name = start_owner(f"{PROJECT}-do4", "do4@openmined.org", private, APPROVAL="auto",
+    name = start_owner(f"{PROJECT}-clinic4", "clinic4@openmined.org", private, APPROVAL="auto",
                        APPROVE_JOBS_FROM=DS, APPROVED_CODE_HASHES=pinned, UNAPPROVED_JOBS="reject",
                        JOB_TIMEOUT="5")
     try:
@@ -162,12 +135,12 @@ def test_auto_approval_pinned_to_a_code_hash(stack, do5, tmp_path, pima_csv):
         env = {"DATASITES": ",".join(owners)}
         code, output = ds_finish(ds_start("submit", "15", env=env))
         assert code == 0, output[-3000:]
-        genuine = result_line(output)["do4@openmined.org"]
+        genuine = result_line(output)["clinic4@openmined.org"]
         assert genuine["status"] in {"approved", "job_in_progress", "job_run_failed"}, genuine
 
         code, output = ds_finish(ds_start("submit", "20", env=env | {"FED_APP_DIR": "/tmp/changed-fed_app"}))
         assert code == 0, output[-3000:]
-        other = result_line(output)["do4@openmined.org"]
+        other = result_line(output)["clinic4@openmined.org"]
         assert other["status"] == "rejected"
         assert "is not one of the owner's approved hashes" in other["reason"]
 
