@@ -65,8 +65,10 @@ def _private_lines(private_csvs) -> str:
 
 def _grep_rows(service: str, root: str, patterns: str) -> list[str]:
     """Files under `root` in `service` holding any of the private rows, whole lines."""
+    # The demo's "private" rows are shares of the public Pima file, which the DS may hold
+    # (for its Flower simulation): that one file is not a leak.
     result = exec_in(service, "grep", "-rlFx", "--exclude-dir=proc", "--exclude-dir=sys",
-                     "--exclude-dir=dev", "-f", "/dev/stdin", root,
+                     "--exclude-dir=dev", "--exclude=pima-indians-diabetes.csv", "-f", "/dev/stdin", root,
                      user="root", input=patterns, check=False)
     assert result.returncode in (0, 1), result.stderr
     return result.stdout.split()
@@ -100,10 +102,12 @@ def test_figures_are_valid_pngs(stack, results_dir):
             assert img.width >= 600 and img.height >= 300
 
 
-def test_results_are_served_over_http(stack):
-    listing = exec_in("ds", "python", "-c",
-                      "import urllib.request; print(urllib.request.urlopen('http://localhost:8080/').read().decode())")
-    assert "aggregate.json" in listing.stdout and "figures/" in listing.stdout
+def test_results_are_served_over_http(stack, results_dir):
+    fetch = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen('http://localhost:8080' + sys.argv[1]).read().decode())"
+    served = exec_in("ds", "python", "-c", fetch, "/aggregate.json").stdout
+    assert json.loads(served) == json.loads((results_dir / "aggregate.json").read_text())
+    page = exec_in("ds", "python", "-c", fetch, "/").stdout
+    assert all(f'src="/figures/{feature}.png?v=' in page for feature in FEATURES)  # more: test_results_page
 
 
 def test_job_from_a_submitter_not_on_the_allowlist_never_runs(stack):
