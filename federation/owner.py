@@ -107,6 +107,12 @@ def serve(settings: OwnerSettings, sync: SyncClient, private_dir: Path, table: d
     )
     if not rds.is_admin:
         raise RuntimeError(f"{settings.party.email} is not admin of its own datasite")
+    # syft-rds 0.4.0's init_session may return while its RDS server still works through old
+    # requests, before it watches for new ones; a request sent in that gap is never answered
+    # (a restarted owner's first job update hung so). A fresh probe answered means it watches.
+    from syft_rds.client.rds_client import rds_server_running
+
+    sync.wait(lambda: rds_server_running(settings.party.email), 60, "the RDS server to take requests", 0.5)
     grant_guest_access(sync.datasite)
     publish(rds, settings, private_dir, table)
 
