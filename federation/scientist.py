@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -178,6 +179,9 @@ def wait_until_done(owners: list[Owner], progress: Progress | None = None, timeo
         log.warning("%s; recording the last status seen", e)
 
 
+SERVER_ERROR = re.compile(r"Server encountered an error: (.*)")
+
+
 def server_rounds(app_dir: Path) -> int:
     config = tomllib.loads((app_dir / "pyproject.toml").read_text())
     return int(config["tool"]["flwr"]["app"]["config"].get("num-server-rounds", 1))
@@ -211,9 +215,13 @@ def run_server(settings: ScientistSettings, app_dir: Path, run_dir: Path, owners
                 proc.wait()
     rounds_seen(rounds_done(server_log), total)
     show(progress, "server", owners, (rounds_done(server_log), total))
+    text = server_log.read_text(errors="replace")
     if proc.returncode != 0:
-        tail = server_log.read_text(errors="replace").splitlines()[-15:]
-        raise WorkflowError(f"Flower server exited with {proc.returncode}:\n" + "\n".join(tail))
+        raise WorkflowError(f"Flower server exited with {proc.returncode}:\n" + "\n".join(text.splitlines()[-15:]))
+    # syft-flwr catches an error of the ServerApp, logs it, stops the clients and exits 0.
+    failed = SERVER_ERROR.search(text)
+    if failed:
+        raise WorkflowError(f"the Flower server failed: {failed.group(1).strip()}")
 
 
 def check_replies(settings: ScientistSettings) -> tuple[dict, list[str]]:

@@ -12,7 +12,7 @@ import pytest
 
 from federation.codehash import code_hash
 from federation.progress import Progress, owner_state, rounds_done, short_names
-from federation.scientist import (Owner, WorkflowError, dataset_check, resume_submission, save_submission,
+from federation.scientist import (Owner, WorkflowError, dataset_check, resume_submission, run_server, save_submission,
                                   server_rounds)
 from federation.settings import Party, ScientistSettings
 
@@ -180,3 +180,31 @@ def test_preview_writes_the_same_aggregate_the_server_writes(pima_csv, tmp_path)
     assert age["0"]["count"] + age["1"]["count"] == 130
     assert age["1"]["count"] == int((whole.iloc[:130]["Outcome"] == 1).sum())
     assert sorted(p.stem for p in (out / "figures").glob("*.png")) == sorted(saved["features"])
+
+
+# ---------------------------------------------------------------- the Flower server's outcome
+
+
+def fake_server(tmp_path: Path, main_py: str) -> tuple[ScientistSettings, Path]:
+    app = tmp_path / "run" / "fed_app"
+    app.mkdir(parents=True)
+    (app / "pyproject.toml").write_text("[tool.flwr.app.config]\nnum-server-rounds = 1\n")
+    (app / "main.py").write_text(main_py)
+    return settings_for(tmp_path), app
+
+
+def test_a_server_error_that_syft_flwr_swallows_still_fails_the_run_with_its_message(tmp_path):
+    s, app = fake_server(tmp_path, "print('ERROR | Server encountered an error: round 1: only 1 of 3 datasite(s) "
+                                   "replied, at least 2 needed (MIN_REPLIES)')\n")
+    lines = []
+    with pytest.raises(WorkflowError, match=r"^the Flower server failed: round 1: only 1 of 3 .*MIN_REPLIES\)$"):
+        run_server(s, app, app.parent, [], Progress([], lines.append))
+    assert lines and lines[-1].endswith("rounds 0/1")
+
+
+def test_a_server_that_exits_non_zero_fails_the_run_with_its_last_lines(tmp_path):
+    s, app = fake_server(tmp_path, "import sys\nprint('fed_app server: round 1: wrote x')\nsys.exit(3)\n")
+    rounds = []
+    with pytest.raises(WorkflowError, match=r"Flower server exited with 3:\nfed_app server: round 1: wrote x"):
+        run_server(s, app, app.parent, rounds_seen=lambda done, total: rounds.append((done, total)))
+    assert rounds[-1] == (1, 1)
