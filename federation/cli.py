@@ -6,6 +6,9 @@
     federation submit [SECONDS]
                         submit the app to every owner only, watch the jobs, print
                         their status as one line `RESULT {json}`
+    federation simulate rehearse the app offline: `flwr run` on shares of the public
+                        file (PIMA_CSV), syft_flwr.run on the owners' mocks; outputs in
+                        RESULTS_DIR/simulation/{flwr,syft_flwr}/, one summary line each
     federation inprocess RESULTS_DIR DATA_DIR...
                         the same app through syft_flwr.run in this one process (benchmark)
     federation health   healthcheck of the role running in this container
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run(fed_app, [Path(a) for a in argv[2:]], Path(argv[1]))
         print("RESULT " + json.dumps(result))
         return 0
-    if role not in ("do", "ds", "submit"):
+    if role not in ("do", "ds", "submit", "simulate"):
         print(__doc__, file=sys.stderr)
         return 2
 
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             from federation.scientist import submit_only
 
             return submit_only(float(argv[1]) if len(argv) > 1 else 10.0)
+        elif role == "simulate":
+            from federation.simulate import main as role_main
         else:
             from federation.scientist import main as role_main
         return role_main()
