@@ -4,7 +4,7 @@ Targets: warm up -> aggregate.json <= 30 s with 2 owners and <= 45 s with 8; a F
 round's transport (first message pushed -> every reply pulled) <= 1 s; image <= 1.2 GB.
 
     scripts/bench [--owners 2,4,8] [--no-build] [--no-inprocess]
-    SYFTBOX_SYNC_INTERVAL=0.5 SYFT_FLWR_POLL_INTERVAL=0.5 scripts/bench --owners 2
+    SYFTBOX_SYNC_INTERVAL=0.25 scripts/bench --owners 2,8 --no-build     (another sync loop)
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def in_one_process() -> float:
 
 
 def print_scaling(runs: list[dict]) -> None:
-    print(f"sync loop {os.environ.get('SYFTBOX_SYNC_INTERVAL', '0.25')} s, "
+    print(f"sync loop {os.environ.get('SYFTBOX_SYNC_INTERVAL', '0.5')} s, "
           f"syft-flwr poll {os.environ.get('SYFT_FLWR_POLL_INTERVAL', '0.25')} s, {os.cpu_count()} CPUs")
     print("owners | up->results | round transport | DS steps (s)                      "
           "| peak MiB ds/server/owner | idle CPU % ds/server/owner")

@@ -96,7 +96,7 @@ def owner_service(name: str, root: Path, partition: str | None) -> str:
     env_file: [{root / name / 'settings.env'}]
     environment:
       SYFTBOX_SERVER_URL: http://syftbox:5001
-      SYFTBOX_SYNC_INTERVAL: ${{SYFTBOX_SYNC_INTERVAL:-0.25}}
+      SYFTBOX_SYNC_INTERVAL: ${{SYFTBOX_SYNC_INTERVAL:-0.5}}
       SYFT_FLWR_POLL_INTERVAL: ${{SYFT_FLWR_POLL_INTERVAL:-0.25}}
       LOG_LEVEL: ${{LOG_LEVEL:-INFO}}{demo}
     healthcheck:
