@@ -131,7 +131,11 @@ def submit(settings: ScientistSettings, app_dir: Path, owner: Owner) -> None:
 
 
 def refresh(owner: Owner) -> str:
-    job = owner.session.job.get(uid=owner.job.uid)
+    try:
+        job = owner.session.job.get(uid=owner.job.uid)
+    except Exception as e:  # its record may be mid-sync (half a file): keep the last status seen
+        log.debug("%s: job %s not readable now: %s", owner.email, owner.job.uid.hex[:8], e)
+        return owner.status
     if job.status.value != owner.status:
         owner.status = job.status.value
         owner.reason = job.error_message or ""
