@@ -16,7 +16,8 @@ choose_base_image() {
   fi
   say "no container registry answers: building the offline base image and the wheelhouse"
   "$repo/docker/build-offline-base" "$OFFLINE_BASE"
-  ls "$repo"/wheelhouse/*.whl >/dev/null 2>&1 || "$repo/scripts/wheelhouse"
+  # (a wheelhouse made before notebook.lock existed lacks Jupyter: fetch what is missing)
+  ls "$repo"/wheelhouse/jupyterlab-*.whl >/dev/null 2>&1 || "$repo/scripts/wheelhouse"
   export BASE_IMAGE=$OFFLINE_BASE
 }
 

@@ -133,6 +133,9 @@ def override(root: Path, owners: dict[str, str], demo: bool) -> str:
     if extra:
         parts.append("    depends_on:\n" + "".join(
             f"      {n}:\n        condition: service_healthy\n" for n in extra))
+    if demo:  # the DS's notebook (profile notebook) asks the same owners
+        parts.append(f"\n  notebook:\n    environment:\n      DATASITES: {','.join(owners.values())}\n")
+    if extra:
         parts.append("\nvolumes:\n" + "".join(f"  {n}-home:\n" for n in extra))
     if not (demo or extra):
         parts.append(" {}\n")  # do1 and do2 only: compose.yaml as it is

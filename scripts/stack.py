@@ -30,7 +30,8 @@ class Stack:
         self.files = ["compose.yaml", *(extra_files or [])]
         self.results = Path(tempfile.mkdtemp(prefix=f"{project}-results-"))
         self.results.chmod(0o777)  # the DS writes as the image's uid 1000
-        self.env = os.environ | {"RESULTS_HOST_DIR": str(self.results), "RESULTS_PORT": str(_free_port())}
+        self.env = os.environ | {"RESULTS_HOST_DIR": str(self.results), "RESULTS_PORT": str(_free_port()),
+                                 "NOTEBOOK_PORT": str(_free_port())}  # ds publishes the notebook's port too
 
     def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = ["docker", "compose", "-p", self.project]

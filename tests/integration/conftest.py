@@ -178,7 +178,7 @@ def start_owner(name: str, email: str, private_dir: Path, start_period: str = "1
     for f in private_dir.glob("*.csv"):
         f.chmod(0o644)
     env_args = [a for k, v in ({"SYFTBOX_EMAIL": email, "SYFTBOX_SERVER_URL": "http://syftbox:5001",
-                                "SYFTBOX_SYNC_INTERVAL": "0.25"} | env).items() for a in ("-e", f"{k}={v}")]
+                                "SYFTBOX_SYNC_INTERVAL": "0.5"} | env).items() for a in ("-e", f"{k}={v}")]
     subprocess.run(
         ["docker", "run", "-d", "--name", name, "--network", f"{PROJECT}_default",
          "--health-interval", "1s", "--health-start-period", start_period, "--health-retries", "2",
@@ -275,6 +275,7 @@ def docker_setup(results_dir: Path):
                     "or the offline base image)", pytrace=False)
     os.environ["RESULTS_HOST_DIR"] = str(results_dir)
     os.environ["RESULTS_PORT"] = str(_free_port())
+    os.environ["NOTEBOOK_PORT"] = str(_free_port())  # ds publishes the notebook's port too
     # Volumes of an earlier, interrupted session would hold its datasites: start clean.
     compose("down", "-v", "--remove-orphans")
     # --wait: returns once every service is healthy; the DS is healthy once its run succeeded.

@@ -25,7 +25,8 @@ def test_demo_of_four_adds_two_owners_and_splits_the_public_file_four_ways(tmp_p
     code, config = generate(tmp_path, "--demo", "4")
     assert code == 0
     services = config["services"]
-    assert sorted(services) == ["do1", "do2", "do3", "do4", "ds"]
+    assert sorted(services) == ["do1", "do2", "do3", "do4", "ds", "notebook"]
+    assert services["notebook"]["environment"]["DATASITES"] == services["ds"]["environment"]["DATASITES"]
     assert [services[f"do{k}"]["environment"]["DEMO_PARTITION"] for k in range(1, 5)] == ["1/4", "2/4", "3/4", "4/4"]
     assert services["ds"]["environment"]["DATASITES"] == ",".join(f"do{k}@openmined.org" for k in range(1, 5))
     assert sorted(services["ds"]["depends_on"]) == ["do3", "do4"]
