@@ -78,7 +78,7 @@ def test_person_approves_on_a_standalone_owner_and_the_aggregate_covers_its_rows
     assert re.search(r"\] server .*clinic3: running .*rounds 0/1", output)  # its live progress line
 
     aggregate = json.loads(exec_in("ds", "cat", "/tmp/results-three/aggregate.json").stdout)
-    assert sorted(aggregate["datasites"]) == ["do1@openmined.org", "do2@openmined.org", "clinic3@openmined.org"]
+    assert sorted(aggregate["datasites"]) == ["clinic3@openmined.org", "do1@openmined.org", "do2@openmined.org"]
     files = private_csvs["do1"] + private_csvs["do2"] + [private / "clinic.csv"]
     assert_aggregate_matches(aggregate, files)
     status = {r["ID"]: r for r in jobs_table(container)}[job["ID"]]
