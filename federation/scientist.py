@@ -249,11 +249,11 @@ def start_mock_preview(settings: ScientistSettings, owners: list[Owner]) -> subp
     the real ones; runs while the owners review the job."""
     out = settings.results_dir / "mock"
     shutil.rmtree(out, ignore_errors=True)
-    log_file = open(settings.party.state_dir / "mock-preview.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "fed_app.preview", str(out),
-                             *map(str, mock_dirs(settings, owners))],
-                            cwd=settings.fed_app, env=os.environ | {"DATASET_NAME": settings.dataset},
-                            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    with open(settings.party.state_dir / "mock-preview.log", "wb") as log_file:  # the child keeps its copy
+        return subprocess.Popen([sys.executable, "-m", "fed_app.preview", str(out),
+                                 *map(str, mock_dirs(settings, owners))],
+                                cwd=settings.fed_app, env=os.environ | {"DATASET_NAME": settings.dataset},
+                                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
 def finish_mock_preview(proc: subprocess.Popen, settings: ScientistSettings) -> None:
@@ -386,10 +386,7 @@ def workflow(settings: ScientistSettings, sync: SyncClient, record: dict) -> Non
     finally:
         for o in owners:
             if o.job is not None:
-                try:
-                    refresh(o)
-                except Exception:  # a status we cannot read must not hide the real error
-                    pass
+                refresh(o)  # never raises: a status it cannot read stays the last one seen
         note_owners()
 
 
