@@ -90,8 +90,6 @@ def with_owners(count: int) -> dict:
     """up -> aggregate.json with `count` demo owners (scripts/owners --demo), images built."""
     root = Path(tempfile.mkdtemp(prefix=f"bench-owners-{count}-"))
     sh(sys.executable, str(REPO / "scripts" / "owners.py"), "--demo", str(count), "--root", str(root))
-    for private in root.glob("do*/data/private"):
-        private.chmod(0o755)
     stack = Stack(f"federation-bench{count}", [str(root / "compose.owners.yaml")])
     memory = PeakMemory(stack.project)
     try:

@@ -71,7 +71,9 @@ def create_demo_owners(root: Path, count: int) -> None:
         folder = root / f"do{k}"
         if (folder / "settings.env").exists():
             continue
-        (folder / "data" / "private").mkdir(parents=True, exist_ok=True)
+        private = folder / "data" / "private"
+        private.mkdir(parents=True, exist_ok=True)
+        private.chmod(0o755)  # mounted into the owner, read by the image's uid 1000 (whatever the umask)
         settings = re.sub(r"\bdo1\b", f"do{k}", template)  # its email, its folder in the comments
         settings = re.sub(r"(?m)^# Data owner 1\b", f"# Data owner {k}", settings)
         settings = re.sub(r"(?m)^DEMO_PARTITION=.*$", f"DEMO_PARTITION={k}/{count}", settings)

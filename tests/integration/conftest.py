@@ -39,8 +39,6 @@ def compose_files() -> list[str]:
     shutil.rmtree(root, ignore_errors=True)
     subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "owners.py"), "--demo", str(OWNER_COUNT),
                     "--root", str(root)], check=True, capture_output=True)
-    for private in root.glob("do*/data/private"):
-        private.chmod(0o755)  # mounted into the owner, read by the image's uid 1000
     return [str(REPO_ROOT / "compose.yaml"), str(root / "compose.owners.yaml")]
 
 

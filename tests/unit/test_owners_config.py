@@ -39,6 +39,7 @@ def test_demo_of_four_adds_two_owners_and_splits_the_public_file_four_ways(tmp_p
     settings = owners.read_env(tmp_path / "do4" / "settings.env")
     assert settings["SYFTBOX_EMAIL"] == "do4@openmined.org" and settings["DEMO_PARTITION"] == "4/4"
     assert settings["APPROVE_JOBS_FROM"] == "ds@openmined.org"
+    assert (tmp_path / "do4" / "data" / "private").stat().st_mode & 0o777 == 0o755  # readable by uid 1000
     assert not (tmp_path / "do1").exists()  # do1 and do2 are the checkout's own
 
 
