@@ -20,19 +20,28 @@ import os
 import signal
 import sys
 
-from federation.settings import SettingsError
-
-SYFTBOX_BIN = os.environ.get("SYFTBOX_BIN", "/opt/syftbox/bin")
+from federation.common import settings
+from federation.common.settings import SettingsError
 
 
 def server() -> int:
-    data = os.environ.get("SYFTBOX_DATA_FOLDER", "/home/syft/server")
-    env = os.environ | {"SYFTBOX_DATA_FOLDER": data, "SYFTBOX_AUTH_ENABLED": "false"}
-    port = os.environ.get("SYFTBOX_PORT", "5001")
+    config = settings.ServerSettings.from_env()
+    env = settings.child_environment(SYFTBOX_DATA_FOLDER=str(config.data_folder), SYFTBOX_AUTH_ENABLED="false")
     # `syftbox server` in 0.4.0 only migrates; the app itself is served by uvicorn.
-    cmd = [f"{SYFTBOX_BIN}/uvicorn", "syftbox.server.server:app", "--host", "0.0.0.0", "--port", port,
-           "--log-level", "warning"]
+    cmd = [str(settings.syftbox_bin() / "uvicorn"), "syftbox.server.server:app", "--host", "0.0.0.0",
+           "--port", str(config.port), "--log-level", "warning"]
     os.execve(cmd[0], cmd, env)
+
+
+def inprocess(argv: list[str]) -> int:
+    import json
+    from pathlib import Path
+
+    from federation.scientist.inprocess import run
+
+    result = run(settings.fed_app_dir(), [Path(a) for a in argv[1:]], Path(argv[0]))
+    print("RESULT " + json.dumps(result))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,24 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     if role == "server":
         return server()
     if role == "health":
-        from federation.health import check
+        from federation.common.health import check
 
         return check()
     if role == "inprocess" and len(argv) >= 3:
-        import json
-        from pathlib import Path
-
-        from federation.inprocess import run
-
-        fed_app = Path(os.environ.get("FED_APP_DIR", "/app/fed_app"))
-        result = run(fed_app, [Path(a) for a in argv[2:]], Path(argv[1]))
-        print("RESULT " + json.dumps(result))
-        return 0
+        return inprocess(argv[1:])
     if role not in ("do", "ds", "submit", "simulate"):
         print(__doc__, file=sys.stderr)
         return 2
 
-    from federation.network import configure_logging
+    from federation.common.logs import configure_logging
 
     configure_logging()
     # `docker stop` sends SIGTERM to this process: unwind (closing the SyftBox client,
@@ -66,15 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         if role == "do":
-            from federation.owner import main as role_main
+            from federation.owner.service import main as role_main
         elif role == "submit":
-            from federation.scientist import submit_only
+            from federation.scientist.workflow import submit_only
 
             return submit_only(float(argv[1]) if len(argv) > 1 else 10.0)
         elif role == "simulate":
-            from federation.simulate import main as role_main
+            from federation.scientist.simulate import main as role_main
         else:
-            from federation.scientist import main as role_main
+            from federation.scientist.workflow import main as role_main
         return role_main()
     except SettingsError as e:
         print(f"federation {role}: {e}", file=sys.stderr)

@@ -102,12 +102,12 @@ def with_owners(count: int) -> dict:
             time.sleep(0.1)
         until_results = time.time() - t0
         record = stack.wait_run(started_after=0)
-        if record["status"] != "ok":
-            raise RuntimeError(f"the run with {count} owners failed: {record.get('error')}")
+        if record.status != "ok":
+            raise RuntimeError(f"the run with {count} owners failed: {record.error}")
         memory.done.set()
         time.sleep(5)  # then what merely staying in sync costs
         idle_cpu = {s: cpu for s, (_, cpu) in container_stats(stack.project).items()}
-        return {"owners": count, "up_to_results": until_results, "steps": record["steps"],
+        return {"owners": count, "up_to_results": until_results, "steps": record.steps,
                 "round": round_seconds(stack), "memory": memory.peak, "idle_cpu": idle_cpu}
     finally:
         memory.done.set()

@@ -6,7 +6,8 @@
     --root DIR                     where the do*/ and ds/ folders are (default: this checkout)
     --out FILE                     the override to write (default: <root>/compose.owners.yaml)
 
-Then `scripts/up` (it picks the override up) or
+Each generated owner extends compose.yaml's do1 and restates only what differs, so the two
+cannot drift. Then `scripts/up` (it picks the override up) or
 `docker compose -f compose.yaml -f compose.owners.yaml up --build`.
 
 Adding an owner by hand: copy do1/ to do3/, give it its own SYFTBOX_EMAIL (and data in
@@ -83,37 +84,16 @@ def create_demo_owners(root: Path, count: int) -> None:
 
 
 def owner_service(name: str, root: Path, partition: str | None) -> str:
-    """One owner, defined as compose.yaml defines do1 (keep the two in step)."""
-    demo = f"\n      DEMO_PARTITION: {partition}" if partition else ""
+    """One owner: compose.yaml's do1 (`extends`), with only what differs: its settings file, its
+    volumes (the same mount points) and, in a demo, its share of the public file."""
+    demo = f"\n    environment:\n      DEMO_PARTITION: {partition}" if partition else ""
     return f"""
   {name}:
-    image: federation:latest
-    build:
-      context: {REPO}
-      dockerfile: docker/Dockerfile
-      args:
-        BASE_IMAGE: ${{BASE_IMAGE:-python:3.11-slim-bookworm}}
-    command: ["do"]
-    restart: on-failure
-    env_file: [{root / name / 'settings.env'}]
-    environment:
-      SYFTBOX_SERVER_URL: http://syftbox:5001
-      SYFTBOX_SYNC_INTERVAL: ${{SYFTBOX_SYNC_INTERVAL:-0.5}}
-      SYFT_FLWR_POLL_INTERVAL: ${{SYFT_FLWR_POLL_INTERVAL:-0.25}}
-      LOG_LEVEL: ${{LOG_LEVEL:-INFO}}{demo}
-    healthcheck:
-      test: ["CMD", "federation", "health"]
-      interval: 2s
-      timeout: 5s
-      retries: 3
-      start_period: 180s
-    depends_on:
-      syftbox:
-        condition: service_healthy
+    extends: {{file: {REPO / 'compose.yaml'}, service: do1}}
+    env_file: !override [{root / name / 'settings.env'}]{demo}
     volumes:
       - {name}-home:/home/syft/federation
       - {root / name / 'data' / 'private'}:/data/private:ro
-      - ${{PIMA_DATA_DIR:-{REPO / 'data' / 'public'}}}:/data/public:ro
 """
 
 

@@ -27,12 +27,12 @@ def main() -> int:
             else:
                 stack.compose("restart", "ds")
             record = stack.wait_run(started_after=t0 - 1)
-            replied = ", ".join(record.get("datasites", [])) or "none"
-            good = record["status"] == "ok"
+            replied = ", ".join(record.datasites) or "none"
+            good = record.status == "ok"
             ok += good
-            took = record.get("finished", time.time()) - record["started"]
-            print(f"run {i:>3}: {record['status']:<6} {took:5.1f} s  replied: {replied}"
-                  + ("" if good else f"  error: {record.get('error', '')[:200]}"), flush=True)
+            took = record.seconds or 0.0
+            print(f"run {i:>3}: {record.status:<6} {took:5.1f} s  replied: {replied}"
+                  + ("" if good else f"  error: {record.error[:200]}"), flush=True)
     finally:
         stack.down()
     print(f"every reply: {ok} of {runs}")

@@ -1,21 +1,24 @@
 """Host-side control of a compose stack for scripts/soak and scripts/bench (stdlib only).
 
 Each tool runs its own stack (project name, results folder, port), so a demo a
-person left running is not touched.
+person left running is not touched. The DS's run record is read with the project's own
+RunRecord (stdlib only as well).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from federation.scientist.run_record import RunRecord, wait_for_run  # noqa: E402
 
 
 def _free_port() -> int:
@@ -42,21 +45,15 @@ class Stack:
             raise RuntimeError(f"docker compose {' '.join(args)}: {result.stderr[-2000:]}")
         return result
 
-    def run_record(self) -> dict | None:
-        try:
-            return json.loads((self.results / "run.json").read_text())
-        except (OSError, ValueError):
-            return None
+    def run_record(self) -> RunRecord | None:
+        return RunRecord.read(self.results / "run.json")
 
-    def wait_run(self, started_after: float, timeout: float = 600) -> dict:
+    def wait_run(self, started_after: float, timeout: float = 600) -> RunRecord:
         """The DS's run record once a run that started after `started_after` has ended."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            record = self.run_record()
-            if record and record["started"] > started_after and record["status"] != "running":
-                return record
-            time.sleep(0.25)
-        raise TimeoutError(f"no finished run within {timeout:.0f} s; see `docker compose -p {self.project} logs ds`")
+        try:
+            return wait_for_run(self.results / "run.json", started_after, timeout)
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}; see `docker compose -p {self.project} logs ds`") from None
 
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", check=False)

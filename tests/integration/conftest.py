@@ -1,242 +1,23 @@
-"""One real compose stack for the whole test session (pytest-docker).
+"""One real compose stack for the whole test session (pytest-docker): its fixtures.
 
 The stack runs under its own project name, results folder and port, so a demo a
 person left running is not touched. Without a Docker engine every test here fails
 (never skips): run `scripts/test`, which installs and starts one where it is missing.
+The helpers the tests use on it are in tests/integration/helpers.py.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-import re
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-
-# One compose project per test session; override to run two sessions side by side.
-PROJECT = os.environ.get("FEDERATION_TEST_PROJECT", "federation-test")
-# The session's stack has three owners, added the way a user adds them (scripts/owners).
-OWNER_COUNT = 3
-OWNERS = {f"do{k}": f"do{k}@openmined.org" for k in range(1, OWNER_COUNT + 1)}
-DATASITES = list(OWNERS.values())
-DATASET = "pima-indians-diabetes-database"
-
-
-@functools.cache
-def compose_files() -> list[str]:
-    """compose.yaml plus the override scripts/owners writes for the session's owners."""
-    root = Path(tempfile.gettempdir()) / f"{PROJECT}-owners"
-    shutil.rmtree(root, ignore_errors=True)
-    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "owners.py"), "--demo", str(OWNER_COUNT),
-                    "--root", str(root)], check=True, capture_output=True)
-    return [str(REPO_ROOT / "compose.yaml"), str(root / "compose.owners.yaml")]
-
-
-def compose(*args: str, check: bool = True, input: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`docker compose` on the test stack; output captured as text."""
-    cmd = ["docker", "compose", *(a for f in compose_files() for a in ("-f", f)), "-p", PROJECT, *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def exec_in(service: str, *cmd: str, user: str | None = None, input: str | None = None,
-            check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run a command in the service's container. `docker exec`, not `docker compose exec`:
-    the compose build used here always answers 0, whatever the command returned."""
-    container = compose("ps", "-q", service).stdout.strip()
-    assert container, f"service {service} has no running container"
-    env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
-    args = ["docker", "exec", "-i", *(["-u", user] if user else []), *env_args, container, *cmd]
-    # (docker exec answers with the command's own exit code)
-    result = subprocess.run(args, capture_output=True, text=True, input=input, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{service}: {' '.join(cmd)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def start_once(service: str, *args: str, env: dict[str, str] | None = None,
-               volumes: dict[str, str] | None = None) -> str:
-    """Start a one-off container of `service` (like `compose run`), detached; returns its id."""
-    env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
-    vol_args = [a for host, inside in (volumes or {}).items() for a in ("-v", f"{host}:{inside}")]
-    return compose("run", "-d", "--no-deps", *env_args, *vol_args, service, *args).stdout.strip().splitlines()[-1]
-
-
-def finish_once(cid: str, timeout: float = 300) -> tuple[int, str]:
-    """Wait for a one-off container; returns (exit code, output) and removes it.
-
-    `docker compose run` here does not pass the container's exit code on (as with
-    exec), so the container is started detached and waited for.
-    """
-    try:
-        code = subprocess.run(["docker", "wait", cid], capture_output=True, text=True,
-                              timeout=timeout, check=True).stdout.strip()
-        logs = subprocess.run(["docker", "logs", cid], capture_output=True, text=True)
-        return int(code), logs.stdout + logs.stderr
-    finally:
-        subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
-
-
-def ds_start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`federation ARGS` inside the running DS container, through its own SyftBox client
-    (a second client for the DS's identity elsewhere would make new keys and fight it)."""
-    container = compose("ps", "-q", "ds").stdout.strip()
-    env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
-    return subprocess.Popen(["docker", "exec", *env_args, container, "federation", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-STOP_SECOND_RUNS = """
-import os, signal
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
-    except OSError:
-        continue
-    if pid != "1" and b"/opt/app/bin/federation" in cmd:
-        os.kill(int(pid), signal.SIGTERM)
-"""
-
-
-def ds_stop(proc: subprocess.Popen) -> None:
-    """Stop a `ds_start` run that is still going (a failed test must not leave it waiting
-    on owners, whose runners would then hold its jobs): killing `docker exec` alone would not."""
-    if proc.poll() is None:
-        exec_in("ds", "python", "-c", STOP_SECOND_RUNS, check=False)
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def ds_finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        ds_stop(proc)
-        raise AssertionError(f"still running after {timeout:.0f} s") from None
-    return proc.returncode, output
-
-
-def run_once(service: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str]:
-    return finish_once(start_once(service, *args, env=env), timeout)
-
-
-FEATURES = ["Pregnancies", "Glucose", "BloodPressure", "SkinThickness", "Insulin",
-            "BMI", "DiabetesPedigreeFunction", "Age"]
-ZERO_IS_MISSING = {"Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI"}
-
-
-def assert_aggregate_matches(aggregate: dict, csv_files: list[Path]) -> None:
-    """aggregate.json equals what numpy computes here from the owners' private CSVs."""
-    import numpy as np
-    import pandas as pd
-    import pytest
-
-    private = pd.concat([pd.read_csv(p) for p in csv_files])
-    assert set(aggregate["features"]) == set(FEATURES)
-    for feature in FEATURES:
-        edges = np.array(aggregate["features"][feature]["bin_edges"])
-        for outcome in (0, 1):
-            values = private.loc[private["Outcome"] == outcome, feature]
-            missing = values.isna() | ((values == 0) if feature in ZERO_IS_MISSING else False)
-            kept = values[~missing].to_numpy(dtype=float)
-            got = aggregate["features"][feature]["by_outcome"][str(outcome)]
-            assert got["hist"] == np.histogram(kept, bins=edges)[0].tolist(), (feature, outcome)
-            assert got["count"] == len(kept), (feature, outcome)
-            assert got["missing"] == int(missing.sum()), (feature, outcome)
-            assert got["mean"] == pytest.approx(kept.mean()), (feature, outcome)
-
-
-def result_line(output: str) -> dict:
-    """The JSON a command printed after `RESULT ` (its logs may surround it)."""
-    for line in reversed(output.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise AssertionError(f"no RESULT line in:\n{output[-3000:]}")
-
-
-def start_owner(name: str, email: str, private_dir: Path, start_period: str = "120s", **env: str) -> str:
-    """A data owner started on its own with `docker run`, as a hospital would, on the test
-    network; returns the container name. Remove it with `docker rm -f`. A short
-    `start_period` lets a failing owner turn unhealthy within seconds."""
-    private_dir.chmod(0o755)  # readable by the image's uid 1000
-    for f in private_dir.glob("*.csv"):
-        f.chmod(0o644)
-    env_args = [a for k, v in ({"SYFTBOX_EMAIL": email, "SYFTBOX_SERVER_URL": "http://syftbox:5001",
-                                "SYFTBOX_SYNC_INTERVAL": "0.5"} | env).items() for a in ("-e", f"{k}={v}")]
-    subprocess.run(
-        ["docker", "run", "-d", "--name", name, "--network", f"{PROJECT}_default",
-         "--health-interval", "1s", "--health-start-period", start_period, "--health-retries", "2",
-         *env_args, "-v", f"{private_dir}:/data/private:ro", "federation:latest", "do"],
-        check=True, capture_output=True, text=True)
-    return name
-
-
-def health(container: str) -> dict:
-    out = subprocess.run(["docker", "inspect", "--format", "{{json .State.Health}}", container],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
-
-
-def wait_healthy(container: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while (state := health(container)["Status"]) != "healthy":
-        if state == "unhealthy" or time.monotonic() > deadline:
-            logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
-            raise AssertionError(f"{container} is {state}:\n{logs.stdout[-3000:]}\n{logs.stderr[-3000:]}")
-        time.sleep(1)
-
-
-def docker_exec(container: str, *cmd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
-    return subprocess.run(["docker", "exec", *env_args, container, *cmd], capture_output=True, text=True, timeout=300)
-
-
-def datasite(container: str, *args: str) -> subprocess.CompletedProcess:
-    return docker_exec(container, "datasite", *args)
-
-
-def jobs_table(container: str) -> list[dict]:
-    out = datasite(container, "jobs")
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    if lines == ["no jobs"]:
-        return []
-    header = re.split(r"\s{2,}", lines[0])
-    starts = [lines[0].index(name) for name in header]  # columns are fixed-width
-    return [{name: line[start:end].strip() for name, start, end in zip(header, starts, [*starts[1:], None])}
-            for line in lines[1:]]
-
-
-def wait_for_job(container: str, status: str, seen: set[str], timeout: float = 120) -> dict:
-    """The first job listed with `status` whose id is not in `seen`, once the runner has
-    recorded why (a job listed before its review has an empty WHY)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for row in jobs_table(container):
-            if row["STATUS"] == status and row["ID"] not in seen and row["WHY"]:
-                return row
-        time.sleep(1)
-    raise AssertionError(f"no new {status} job on {container}: {jobs_table(container)}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from federation.scientist.run_record import RunRecord
+from tests.integration.helpers import (OWNERS, PROJECT, compose, compose_files, free_port, private_dataset_dir)
 
 
 def pytest_collection_modifyitems(items):
@@ -272,8 +53,8 @@ def docker_setup(results_dir: Path):
         pytest.fail("BASE_IMAGE is not set: run the tests with scripts/test (it picks the official "
                     "or the offline base image)", pytrace=False)
     os.environ["RESULTS_HOST_DIR"] = str(results_dir)
-    os.environ["RESULTS_PORT"] = str(_free_port())
-    os.environ["NOTEBOOK_PORT"] = str(_free_port())  # ds publishes the notebook's port too
+    os.environ["RESULTS_PORT"] = str(free_port())
+    os.environ["NOTEBOOK_PORT"] = str(free_port())  # ds publishes the notebook's port too
     # Volumes of an earlier, interrupted session would hold its datasites: start clean.
     compose("down", "-v", "--remove-orphans")
     # --wait: returns once every service is healthy; the DS is healthy once its run succeeded.
@@ -287,17 +68,12 @@ def docker_cleanup():
 
 @pytest.fixture(scope="session")
 def stack(docker_services, results_dir: Path) -> dict:
-    """The finished demo run: its run.json, after `up --wait` returned."""
-    run = json.loads((results_dir / "run.json").read_text())
-    if run["status"] != "ok":
+    """The finished demo run: its run record, after `up --wait` returned."""
+    run = RunRecord.read(results_dir / "run.json")
+    if run is None or run.status != "ok":
         logs = compose("logs", "--no-color", check=False).stdout[-6000:]
-        pytest.fail(f"the demo run failed: {run.get('error')}\n{logs}", pytrace=False)
+        pytest.fail(f"the demo run failed: {run.error if run else 'no run.json'}\n{logs}", pytrace=False)
     return run
-
-
-def private_dataset_dir(email: str) -> str:
-    """Where syft-rds keeps the owner's private copy: what its jobs read as DATA_DIR."""
-    return f"/home/syft/federation/SyftBox/datasites/{email}/private/datasets/{DATASET}"
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.integration.conftest import PROJECT, ds_finish, ds_start, exec_in, health, run_once, start_owner
+from tests.integration.helpers import (PROJECT, ds_finish, ds_start, exec_in, health, run_once, start_owner)
 
 HEADER = "Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome"
 GOOD_ROW = "6,148,72,35,0,33.6,0.627,50,1"

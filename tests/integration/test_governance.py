@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from federation.codehash import code_hash
-from federation.scientist import bootstrap_copy
+from federation.common.codehash import code_hash
+from federation.scientist.steps import bootstrap_copy
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import (PROJECT, assert_aggregate_matches, compose, datasite, docker_exec, ds_finish,
-                                        ds_start, ds_stop, exec_in, jobs_table, result_line, start_owner,
-                                        wait_for_job, wait_healthy)
+from tests.integration.helpers import (PROJECT, assert_aggregate_matches, compose, datasite, docker_exec, ds_finish,
+                                       ds_start, ds_stop, exec_in, jobs_table, result_line, start_owner, wait_for_job,
+                                       wait_healthy)
 
 DS = "ds@openmined.org"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import FEATURES, OWNERS, assert_aggregate_matches, compose
+from tests.integration.helpers import (FEATURES, OWNERS, assert_aggregate_matches, compose)
 
 EXECUTED = "/tmp/ds-executed"  # jupyter execute adds .ipynb
 RUN_TIMEOUT = 1200  # s: the whole notebook, simulations included, on a busy 2-core machine
@@ -116,7 +116,7 @@ def test_jupyter_asks_for_the_token(notebook_container):
 
 
 def test_jupyter_runs_cells_in_the_app_environment(notebook_container):
-    code = "from federation.settings import ScientistSettings\nScientistSettings.from_env().party.email"
+    code = "from federation.scientist import ScientistSettings\nScientistSettings.from_env().party.email"
     run = subprocess.run(["docker", "exec", "-i", notebook_container, "python", "-", code], input=BROWSER_LIKE_CELL,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]

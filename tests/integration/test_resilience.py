@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from tests.integration.conftest import (DATASET, DATASITES, OWNERS, assert_aggregate_matches, compose,
-                                        ds_finish, ds_start, ds_stop, exec_in, jobs_table, result_line,
-                                        wait_healthy)
+from federation.scientist.run_record import RunRecord, wait_for_run
+from tests.integration.helpers import (DATASET, DATASITES, OWNERS, assert_aggregate_matches, compose, ds_finish,
+                                       ds_start, ds_stop, exec_in, jobs_table, result_line, wait_healthy)
 
 CONFIG = "/home/syft/federation/config.json"
 
@@ -144,8 +144,8 @@ def test_owner_killed_mid_round_is_listed_missing_and_joins_the_next_run(stack, 
     assert aggregate["missing_datasites"] == [victim]
     assert sorted(aggregate["datasites"]) == sorted(set(DATASITES) - {victim})
     assert_aggregate_matches(aggregate, private_csvs["do1"] + private_csvs["do2"])
-    record = json.loads(exec_in("ds", "cat", "/tmp/results-killed/run.json").stdout)
-    assert record["status"] == "ok" and record["missing_datasites"] == [victim]
+    record = RunRecord.from_json(json.loads(exec_in("ds", "cat", "/tmp/results-killed/run.json").stdout))
+    assert record.status == "ok" and record.missing_datasites == [victim]
 
     # Restarted, the owner closes the job it was killed in and takes part in the next run.
     subprocess.run(["docker", "start", victim_cid], check=True, capture_output=True)
@@ -179,19 +179,6 @@ def ds_jobs_per_owner() -> dict[str, int]:
             for service in OWNERS}
 
 
-def wait_for_run(results_dir, started_after: float, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            run = json.loads((results_dir / "run.json").read_text())
-        except (OSError, ValueError):
-            run = None
-        if run and run["started"] > started_after and run["status"] != "running":
-            return run
-        time.sleep(1)
-    raise AssertionError(f"no run started after {started_after} ended within {timeout:.0f} s")
-
-
 @pytest.mark.disruptive
 def test_ds_restarted_mid_run_finds_its_submission_instead_of_submitting_again(stack, results_dir):
     ds_cid = container("ds")
@@ -201,9 +188,9 @@ def test_ds_restarted_mid_run_finds_its_submission_instead_of_submitting_again(s
     wait_for_log(ds_cid, "] submitted", restarted)
     again = time.time()
     subprocess.run(["docker", "restart", "-t", "5", ds_cid], check=True, capture_output=True)
-    run = wait_for_run(results_dir, again)
-    assert run["status"] == "ok", run
-    assert run["resumed"] is True and "submit" not in run["steps"]
+    run = wait_for_run(results_dir / "run.json", again, timeout=300)
+    assert run.status == "ok", run
+    assert run.resumed is True and "submit" not in run.steps
     logs = subprocess.run(["docker", "logs", "--since", str(int(again)), ds_cid], capture_output=True, text=True)
     assert "found this DS's earlier submission" in logs.stdout + logs.stderr
     assert ds_jobs_per_owner() == {service: n + 1 for service, n in before.items()}  # one job each, not two
@@ -220,9 +207,9 @@ def test_down_and_up_keeps_datasets_keys_jobs_and_results(stack, results_dir):
 
     compose("down")  # volumes kept
     compose("up", "-d", "--wait", "--wait-timeout", "600", timeout=900)
-    run = wait_for_run(results_dir, stopped)
-    assert run["status"] == "ok", run  # the DS ran again, on the same owners
-    assert sorted(run["datasites"]) == sorted(DATASITES)
+    run = wait_for_run(results_dir / "run.json", stopped, timeout=300)
+    assert run.status == "ok", run  # the DS ran again, on the same owners
+    assert sorted(run.datasites) == sorted(DATASITES)
 
     for service, email in OWNERS.items():
         assert exec_in(service, "sha256sum", f"/home/syft/federation/SyftBox/datasites/{email}/public/did.json"

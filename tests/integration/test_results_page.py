@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from federation.status_text import describe
-from federation.web import ResultsHandler
+from federation.common.statuses import describe
+from federation.scientist.run_record import RunRecord
+from federation.scientist.web import ResultsHandler
 from tests.conftest import REPO_ROOT
 
 ARTIFACTS_DIR = Path(os.environ.get("ARTIFACTS_DIR") or REPO_ROOT / "test-artifacts")
@@ -100,17 +101,17 @@ def expected_cells(feature: str, kind: str, numbers: dict) -> dict[str, str]:
 
 
 def test_page_shows_every_feature_owner_and_the_aggregate_numbers(stack, results_dir):
-    run = json.loads((results_dir / "run.json").read_text())
+    run = RunRecord.read(results_dir / "run.json")
     aggregate = json.loads((results_dir / "aggregate.json").read_text())
     page = PageContent(chromium(page_url(), "--dump-dom"))
 
     assert "Run finished at" in page.text and "No run has finished yet" not in page.text
     assert [h for h in page.headings if h in aggregate["features"]] == list(aggregate["features"])
-    for email, owner in run["owners"].items():
-        assert page.owner_jobs[email] == describe(owner["status"], owner.get("reason", ""))
+    for email, owner in run.owners.items():
+        assert page.owner_jobs[email] == describe(owner.status, owner.reason)
     for email in aggregate["datasites"]:
         assert email in page.owner_jobs
-    for step in run["steps"]:
+    for step in run.steps:
         assert step in page.text
 
     glucose = aggregate["features"]["Glucose"]

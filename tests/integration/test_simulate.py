@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.integration.conftest import (DATASET, DATASITES, FEATURES, ds_finish, ds_start, exec_in, finish_once,
-                                        result_line, run_once, start_once)
+from tests.integration.helpers import (DATASET, DATASITES, FEATURES, ds_finish, ds_start, exec_in, finish_once,
+                                       result_line, run_once, start_once)
 
 MOCK_ROWS_PROBE = """
 import json, sys, pandas as pd, syft_rds

@@ -7,8 +7,8 @@ import time
 
 from PIL import Image
 
-from tests.integration.conftest import (DATASITES, DATASET, FEATURES, OWNERS, assert_aggregate_matches, compose,
-                                        exec_in, result_line, run_once)
+from tests.integration.helpers import (DATASET, DATASITES, FEATURES, OWNERS, assert_aggregate_matches, compose, exec_in,
+                                       result_line, run_once)
 
 
 def test_aggregate_equals_histograms_of_both_owners_private_data(stack, results_dir, private_csvs):
@@ -22,11 +22,11 @@ def test_aggregate_equals_histograms_of_both_owners_private_data(stack, results_
 
 
 def test_run_record_names_every_owner_and_step(stack):
-    assert sorted(stack["datasites"]) == sorted(DATASITES)
+    assert sorted(stack.datasites) == sorted(DATASITES)
     for email in DATASITES:
-        assert stack["owners"][email]["status"] == "job_run_finished"
-        assert 0 < stack["owners"][email]["mock_rows"] < 100
-    assert set(stack["steps"]) == {"login", "explore", "bootstrap", "submit", "approval", "server", "finish"}
+        assert stack.owners[email].status == "job_run_finished"
+        assert 0 < stack.owners[email].mock_rows < 100
+    assert set(stack.steps) == {"login", "explore", "bootstrap", "submit", "approval", "server", "finish"}
 
 
 GUEST_PROBE = """

@@ -1,0 +1,79 @@
+"""Running a child and everything it starts, and stopping all of it afterwards.
+
+A child runs as the leader of a new session; when it ends (or runs out of time) every
+process still in that session is stopped: SIGTERM, then SIGKILL. The whole session, not
+just the process group: a process may move to a group of its own (Ray's reaper calls
+setpgrp), but it stays in the session. Used for jobs, simulations and the Flower server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+STOP_GRACE = 10.0  # s between SIGTERM and SIGKILL
+
+
+def session_processes(sid: int) -> set[int]:
+    """Live (not zombie) processes of session `sid`."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        state, _ppid, _pgrp, session = stat[stat.rindex(")") + 2:].split()[:4]
+        if int(session) == sid and state != "Z":
+            pids.add(int(entry))
+    return pids
+
+
+def stop_session(sid: int, grace: float = STOP_GRACE) -> set[int]:
+    """Stop every process of session `sid` (SIGTERM, then SIGKILL after `grace` s); return
+    those still alive."""
+    seen: set[int] = set()
+    alive = session_processes(sid)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        signalled: set[int] = set()
+        deadline = time.monotonic() + wait
+        while alive and time.monotonic() < deadline:
+            for pid in alive - signalled:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            signalled |= alive
+            seen |= alive
+            time.sleep(0.1)
+            alive = session_processes(sid)
+    for pid in seen:  # as a container's PID 1 we inherit the orphans: reap them
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    return alive
+
+
+def run_in_own_session(cmd: list[str], *, env: dict[str, str], cwd: Path, stdout: Path,
+                       stderr: Path | None = None, timeout: float | None = None,
+                       grace: float = STOP_GRACE) -> tuple[int | None, set[int]]:
+    """Run `cmd` as the leader of a new session, its output appended to `stdout` (and `stderr`,
+    else the same file); afterwards stop all it left in that session. Returns its exit code
+    (None: out of time) and the processes that would not stop."""
+    with open(stdout, "ab") as out, open(stderr or os.devnull, "ab") as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out,
+                                stderr=err if stderr else subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:  # also when we are being stopped ourselves
+        left = stop_session(proc.pid, grace)
+        proc.wait()
+    return code, left

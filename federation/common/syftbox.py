@@ -1,0 +1,173 @@
+"""How a party reaches the network: its SyftBox client, its keys, its sync rules.
+
+Each party runs the legacy SyftBox client as a child process on its own data
+folder; everything the parties exchange are files that client syncs through the
+server. Nothing here knows about datasets or jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from federation.common import settings
+from federation.common.settings import Party
+
+log = logging.getLogger(__name__)
+
+LAUNCHER = Path(__file__).with_name("syftbox_launcher.py")
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+    """Poll `check` until it is true; on timeout raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def server_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/info", timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _client_answers(port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
+    except urllib.error.HTTPError:
+        pass  # any HTTP answer means it is up
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
+
+
+class SyncClient:
+    """The party's SyftBox client process, started once and watched."""
+
+    def __init__(self, party: Party):
+        self.party = party
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        party = self.party
+        if self.running_here():
+            # A second command in this container (`docker exec ds federation ds`): use the
+            # client that runs already. A second client for one identity would make new
+            # keys and fight the first over the same datasite.
+            log.info("using the SyftBox client already running for %s", party.email)
+            return
+        wait_for(lambda: server_answers(party.server_url), timeout, f"the sync server at {party.server_url}")
+        party.state_dir.mkdir(parents=True, exist_ok=True)
+        # A pidfile left by the previous container names a PID that, in this new
+        # container, may well be alive (PIDs start again at 1): the client would
+        # then refuse to start. Only this process runs a client on this folder.
+        (party.syftbox_dir / "syftbox.pid").unlink(missing_ok=True)
+        log_file = open(party.state_dir / "syftbox-client.log", "ab")
+        interval = ["--sync-interval", str(party.sync_interval)] if party.sync_interval else []
+        cmd = [
+            str(settings.syftbox_bin() / "python"), str(LAUNCHER), *interval, "client",
+            "--config", str(party.config_path),
+            "--email", party.email,
+            "--data-dir", str(party.syftbox_dir),
+            "--server", party.server_url,
+            "--port", str(party.client_port),
+            "--no-open-dir",
+        ]
+        log.debug("starting SyftBox client: %s", " ".join(cmd))
+        self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.wait(self._ready, timeout, f"the SyftBox client of {party.email} (log: {log_file.name})")
+        log.info("SyftBox client of %s is syncing with %s", party.email, party.server_url)
+
+    def _ready(self) -> bool:
+        """The client answers on its local port (files alone may be left from an earlier run)."""
+        if not (self.party.config_path.exists() and self.ignore_file.exists() and self.datasite.exists()):
+            return False
+        return _client_answers(self.party.client_port)
+
+    def running_here(self) -> bool:
+        """A client for this identity and data folder already answers in this container."""
+        try:
+            config = json.loads(self.party.config_path.read_text())
+        except (OSError, ValueError):
+            return False
+        same = config.get("email") == self.party.email and Path(config.get("data_dir", "")) == self.party.syftbox_dir
+        return same and _client_answers(self.party.client_port)
+
+    def wait(self, check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+        """`wait_for`, failing at once if the SyftBox client has died meanwhile."""
+        def alive_and_done() -> bool:
+            self.check_alive()
+            return check()
+
+        wait_for(alive_and_done, timeout, what, interval)
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                f"the SyftBox client exited with code {self.proc.returncode}; "
+                f"see {self.party.state_dir / 'syftbox-client.log'}"
+            )
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    @property
+    def datasites(self) -> Path:
+        return self.party.syftbox_dir / "datasites"
+
+    @property
+    def datasite(self) -> Path:
+        return self.datasites / self.party.email
+
+    @property
+    def ignore_file(self) -> Path:
+        return self.datasites / "_.syftignore"
+
+    def keep_off_the_wire(self, path_in_datasite: str) -> None:
+        """Never upload this folder of our own datasite (a gitwildmatch rule in _.syftignore).
+
+        Permission files cannot stop an owner's client from uploading its own files;
+        the ignore file can. The rule must be in place before anything is written there.
+        """
+        rule = f"/{self.party.email}/{path_in_datasite.strip('/')}/"
+        lines = self.ignore_file.read_text().splitlines()
+        if rule not in lines:
+            with self.ignore_file.open("a") as f:
+                f.write(f"\n# never synced: private to this party\n{rule}\n")
+            log.info("sync ignores %s", rule)
+
+    def ensure_keys(self):
+        """Create this party's encryption keys (did.json is published, the private key stays)."""
+        from syft_core import Client
+        from syft_crypto import ensure_bootstrap
+
+        return ensure_bootstrap(Client.load(self.party.config_path))
+
+    def public_key_path(self, email: str) -> Path:
+        return self.datasites / email / "public" / "did.json"
+
+    def wait_for_public_key(self, email: str, timeout: float) -> None:
+        """Messages from or to `email` need its did.json locally, or decryption fails and the job hangs."""
+        self.wait(self.public_key_path(email).exists, timeout, f"the public key of {email} to sync")
+
+
+def point_libraries_at(party: Party) -> None:
+    """syft-rds and syft_flwr find the client config through SYFTBOX_CLIENT_CONFIG_PATH in places
+    that take no path (e.g. syft-rds's server probe): the role's main sets it once, at start."""
+    os.environ["SYFTBOX_CLIENT_CONFIG_PATH"] = str(party.config_path)

@@ -1,0 +1,182 @@
+"""The data scientist's whole workflow, unattended, against every data owner.
+
+guest login to each owner → explore its mock (the private path is refused) →
+bootstrap the app → submit a job to every owner (or find the submission a
+restarted DS made before) → wait for their runners → Flower server → check who
+replied → results served. While it waits it prints one compact line per change.
+`federation ds` runs `main`; `federation submit` runs `submit_only`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+from federation.common import health
+from federation.common.settings import ScientistSettings
+from federation.common.syftbox import SyncClient, point_libraries_at
+from federation.scientist.errors import WorkflowError
+from federation.scientist.flower_server import run_server
+from federation.scientist.progress import Progress
+from federation.scientist.run_record import RunLog, archive_previous
+from federation.scientist.session import OwnerSession, explore, for_each, login, refresh
+from federation.scientist.steps import (bootstrap, check_replies, finish_mock_preview, start_mock_preview, submit,
+                                        wait_until_done, wait_until_running)
+from federation.scientist.submission import resume_submission, save_submission
+
+log = logging.getLogger(__name__)
+
+
+class Watch:
+    """What the DS shows and records whenever it looks at its owners: one progress line per
+    change, and the owners' statuses (and the rounds) in the run record."""
+
+    def __init__(self, run: RunLog | None, owners: list[OwnerSession], progress: Progress | None):
+        self.run, self.owners, self.progress = run, owners, progress
+
+    def __call__(self, stage: str, owners: list[OwnerSession] | None = None,
+                 rounds: tuple[int, int] | None = None) -> None:
+        owners = self.owners if owners is None else owners
+        if self.progress is not None:
+            self.progress.show(stage, {o.email: (o.status, o.reason) for o in owners}, rounds)
+        self.record()
+
+    def record(self) -> None:
+        if self.run is not None:
+            self.run.owners({o.email: o.record() for o in self.owners})
+
+    def server_tick(self, done: int, total: int) -> None:
+        for o in self.owners:
+            refresh(o)
+        if self.run is not None:
+            self.run.rounds(done, total)
+        self("server", rounds=(done, total))
+
+
+def new_run_dir(settings: ScientistSettings) -> Path:
+    run_dir = settings.party.state_dir / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: list[OwnerSession],
+                       run: RunLog | None = None, resume: bool = False) -> Path:
+    """Steps 1–6: log in, explore, bootstrap, submit (or, with `resume`, find the earlier
+    submission); returns the bootstrapped app folder."""
+    timed = run.step if run is not None else (lambda name: nullcontext())
+    with timed("login"):
+        for_each(owners, login, sync, settings)
+    with timed("explore"):
+        for_each(owners, explore, settings)
+    app_dir = resume_submission(settings, owners) if resume else None
+    if app_dir is None:
+        with timed("bootstrap"):
+            app_dir = bootstrap(settings, new_run_dir(settings))
+        with timed("submit"):
+            for_each(owners, submit, settings, app_dir)
+        if resume:
+            save_submission(settings, app_dir, owners)
+    return app_dir
+
+
+def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> None:
+    """Every step of one run, recorded in `run` as it goes."""
+    owners = [OwnerSession(e) for e in settings.datasites]
+    watch = Watch(run, owners, Progress(settings.datasites, logging.getLogger("federation.progress").info))
+    watch.record()
+    try:
+        app_dir = prepare_and_submit(settings, sync, owners, run, resume=True)
+        run.record.resumed = "submit" not in run.record.steps
+        watch("submitted")
+        mock_preview = start_mock_preview(settings, owners)
+        with run.step("approval"):
+            wait_until_running(settings, owners, sync, watch)
+        with run.step("server"):
+            run_server(settings, app_dir, app_dir.parent, watch.server_tick)
+        aggregate, missing = check_replies(settings)
+        run.record.datasites, run.record.missing_datasites = aggregate["datasites"], missing
+        with run.step("finish"):
+            wait_until_done([o for o in owners if o.email not in missing], watch)
+        finish_mock_preview(mock_preview, settings)
+    finally:
+        for o in owners:
+            if o.job is not None:
+                refresh(o)  # never raises: a status it cannot read stays the last one seen
+        watch.record()
+
+
+def main() -> int:
+    settings = ScientistSettings.from_env()
+    point_libraries_at(settings.party)
+    sync = SyncClient(settings.party)
+    # A second run in the same container (`docker exec ds federation ds`) shares the running
+    # SyftBox client; the container's health and the results page stay its main process's.
+    second_run = sync.running_here()
+    report = health.report if not second_run else (lambda *args: None)
+    report("starting")
+    settings.results_dir.mkdir(parents=True, exist_ok=True)
+    archive_previous(settings.results_dir)
+    run = RunLog(settings.results_dir, settings.datasites)
+    if not second_run:  # the page follows this run, and every later one, as it goes
+        from federation.scientist.web import serve_results
+
+        serve_results(settings.results_dir, port=settings.results_port)
+
+    try:
+        sync.start()
+        sync.ensure_keys()
+        run_study(settings, sync, run)
+    except Exception as e:  # whatever it was, the run record and the health say so
+        run.finish(error=f"{e}" if isinstance(e, WorkflowError) else f"{type(e).__name__}: {e}")
+        log.error("run failed: %s", run.record.error)
+        report("failed", run.record.error)
+        code = 1
+    else:
+        run.finish()
+        missing = run.record.missing_datasites
+        log.info("run ok in %.1f s: %s; results in %s", run.record.seconds,
+                 f"no reply from {', '.join(missing)}" if missing else "every owner replied", settings.results_dir)
+        report("ready", "results served")
+        code = 0
+    try:
+        if not second_run:
+            # Stay up: the page keeps serving (a failed run's reason too), and later runs
+            # (`docker exec ds federation ds`, the notebook) use this SyftBox client.
+            while True:
+                time.sleep(5)
+                sync.check_alive()
+        return code
+    finally:
+        sync.stop()  # a no-op for a second run: it started no client
+
+
+def submit_only(watch_seconds: float) -> int:
+    """`federation submit`: steps 1–6 only, then report each job's status for a while.
+
+    For a person (or a test) checking what an owner does with a job; runs no server.
+    """
+    settings = ScientistSettings.from_env()
+    point_libraries_at(settings.party)
+    sync = SyncClient(settings.party)
+    owners = [OwnerSession(e) for e in settings.datasites]
+    try:
+        sync.start()
+        sync.ensure_keys()
+        prepare_and_submit(settings, sync, owners)
+        deadline = time.monotonic() + watch_seconds
+        while time.monotonic() < deadline:
+            for o in owners:
+                refresh(o)
+            time.sleep(1)
+    except (WorkflowError, TimeoutError) as e:
+        log.error("%s", e)
+        return 1
+    finally:
+        sync.stop()
+    print("RESULT " + json.dumps({o.email: {"job": o.job.uid.hex if o.job else None, "status": o.status,
+                                "reason": o.reason} for o in owners}))
+    return 0

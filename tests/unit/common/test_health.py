@@ -1,0 +1,58 @@
+"""The healthcheck's state file: ready, failed, starting."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from federation.common import health
+
+# =========================================================================== health
+
+
+@pytest.fixture
+def health_file(tmp_path, monkeypatch):
+    path = tmp_path / "health.json"
+    monkeypatch.setenv("HEALTH_FILE", str(path))
+    return path
+
+
+def test_health_ready(health_file, capsys):
+    health.report("ready", "serving pima-indians-diabetes-database")
+    assert json.loads(health_file.read_text())["state"] == "ready"
+    assert health.check() == 0
+    assert capsys.readouterr().out.strip() == "ready: serving pima-indians-diabetes-database"
+
+
+def test_health_ready_without_detail(health_file, capsys):
+    health.report("ready")
+    assert health.check() == 0
+    assert capsys.readouterr().out.strip() == "ready"
+
+
+@pytest.mark.parametrize("state,detail", [
+    ("failed", "dataset not published: b.csv: column Outcome, line 3: '7' is not 0 or 1"),
+    ("starting", ""),
+])
+def test_health_not_ready(health_file, capsys, state, detail):
+    health.report(state, detail)
+    assert health.check() == 1
+    out = capsys.readouterr().out
+    assert state in out and detail in out
+
+
+def test_health_latest_report_wins(health_file, capsys):
+    health.report("ready", "ok")
+    health.report("failed", "sync client died")
+    assert health.check() == 1
+    assert "failed: sync client died" in capsys.readouterr().out
+    assert not list(health_file.parent.glob("*.tmp"))
+
+
+def test_health_without_a_file_or_with_garbage(health_file, capsys):
+    assert health.check() == 1
+    assert "starting" in capsys.readouterr().out
+    health_file.write_text("{not json")
+    assert health.check() == 1
+    assert "starting" in capsys.readouterr().out

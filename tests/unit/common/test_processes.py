@@ -1,0 +1,54 @@
+"""A child and everything it starts, stopped as one session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from federation.common.processes import (run_in_own_session, session_processes, stop_session)
+
+# Leaves a grandchild behind that moved to a process group of its own and ignores SIGTERM.
+STUBBORN_TREE = textwrap.dedent("""
+    import os, signal, sys, time
+    if os.fork() == 0:
+        os.setpgrp()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print(os.getpid(), flush=True)
+        time.sleep(600)
+    time.sleep(600)
+""")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_stop_session_stops_processes_that_left_the_group_and_ignore_sigterm():
+    proc = subprocess.Popen([sys.executable, "-c", STUBBORN_TREE], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    grandchild = int(proc.stdout.readline())
+    assert os.getpgid(grandchild) != proc.pid
+    assert session_processes(proc.pid) == {proc.pid, grandchild}
+
+    assert stop_session(proc.pid, grace=0.5) == set()
+    proc.wait(5)
+    assert not alive(grandchild)
+    assert session_processes(proc.pid) == set()
+
+
+def test_a_child_out_of_time_is_stopped_with_all_it_started(tmp_path):
+    log = tmp_path / "run.log"
+    started = time.monotonic()
+    code, left = run_in_own_session(["sh", "-c", "sleep 600 & echo started; sleep 600"], env=dict(os.environ),
+                                    cwd=tmp_path, stdout=log, timeout=1)
+    assert code is None and left == set()
+    assert time.monotonic() - started < 30
+    assert log.read_text() == "started\n"

@@ -1,0 +1,235 @@
+"""Settings: every variable read once, a missing or malformed one named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from federation.common.settings import (OwnerSettings, Party, Policy, ScientistSettings, SettingsError)
+from tests.unit.fakes import CODE, DS
+
+H1, H2, H3 = "1" * 64, "2" * 64, "3" * 64
+
+# =========================================================================== settings
+
+
+def settings_error(fn) -> str:
+    with pytest.raises(SettingsError) as info:
+        fn()
+    return str(info.value)
+
+
+def test_owner_settings_from_env_valid(env, tmp_path):
+    env(SYFTBOX_EMAIL=" do1@openmined.org ", APPROVE_JOBS_FROM=" ds@openmined.org , b@x.org ,",
+        FEDERATION_HOME=str(tmp_path), DEMO_PARTITION="2/3", MOCK_ROWS="25", JOB_TIMEOUT="12.5",
+        PIMA_CSV="/data/pima.csv", PRIVATE_DATA_DIR="/data/mine", DATASET_NAME="my-set",
+        SYFTBOX_SERVER_URL="http://server:9000", PIMA_URL="file:///x.csv")
+    s = OwnerSettings.from_env()
+    assert s.party == Party("do1@openmined.org", "http://server:9000", tmp_path)
+    assert s.party.syftbox_dir == tmp_path / "SyftBox"
+    assert s.party.config_path == tmp_path / "config.json"
+    assert s.party.state_dir == tmp_path / "state"
+    assert s.policy == Policy(mode="auto", allowlist=("ds@openmined.org", "b@x.org"), pinned_hashes=(),
+                              otherwise="pending")
+    assert s.demo_partition == (2, 3)
+    assert s.mock_rows == 25 and isinstance(s.mock_rows, int)
+    assert s.job_timeout == 12.5
+    assert s.pima_csv == Path("/data/pima.csv")
+    assert s.private_dir == Path("/data/mine")
+    assert s.dataset == "my-set"
+    assert s.pima_url == "file:///x.csv"
+
+
+def test_owner_settings_defaults(env):
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org")
+    s = OwnerSettings.from_env()
+    assert s.demo_partition == (1, 1)
+    assert s.policy == Policy(mode="auto", allowlist=("ds@openmined.org",), pinned_hashes=(), otherwise="pending")
+    assert s.mock_rows == 40
+    assert s.job_timeout == 600
+    assert s.pima_csv is None
+    assert s.private_dir == Path("/data/private")
+    assert s.dataset == "pima-indians-diabetes-database"
+    assert s.party.server_url == "http://syftbox:5001"
+    assert s.party.home == Path.home() / "federation"
+
+
+@pytest.mark.parametrize("missing", ["SYFTBOX_EMAIL", "APPROVE_JOBS_FROM"])
+@pytest.mark.parametrize("how", ["unset", "blank"])
+def test_owner_settings_missing_required(env, monkeypatch, missing, how):
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org")
+    if how == "unset":
+        monkeypatch.delenv(missing)
+    else:
+        monkeypatch.setenv(missing, "   ")
+    msg = settings_error(OwnerSettings.from_env)
+    assert missing in msg and "required" in msg
+
+
+def test_scientist_settings_missing_datasites(env):
+    env(SYFTBOX_EMAIL="ds@openmined.org")
+    msg = settings_error(ScientistSettings.from_env)
+    assert "DATASITES" in msg
+
+
+def test_scientist_settings_missing_email(env):
+    env(DATASITES="do1@openmined.org")
+    assert "SYFTBOX_EMAIL" in settings_error(ScientistSettings.from_env)
+
+
+@pytest.mark.parametrize("bad", ["not-an-email", "a@b", "a b@c.org", "@x.org"])
+def test_malformed_email_is_named(env, bad):
+    env(SYFTBOX_EMAIL=bad, APPROVE_JOBS_FROM="ds@openmined.org")
+    msg = settings_error(OwnerSettings.from_env)
+    assert "SYFTBOX_EMAIL" in msg and repr(bad) in msg
+
+
+def test_malformed_email_in_a_list_is_named(env):
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org,oops")
+    msg = settings_error(OwnerSettings.from_env)
+    assert "APPROVE_JOBS_FROM" in msg and "'oops'" in msg
+
+    env(SYFTBOX_EMAIL="ds@openmined.org", DATASITES="do1@openmined.org;do2@openmined.org")
+    msg = settings_error(ScientistSettings.from_env)
+    assert "DATASITES" in msg
+
+
+def test_list_of_only_commas_is_refused(env):
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM=" , ,")
+    msg = settings_error(OwnerSettings.from_env)
+    assert "APPROVE_JOBS_FROM" in msg
+
+
+@pytest.mark.parametrize("part", ["3/2", "x", "0/2", "1/0", "1-2", "2", "1/2/3", "-1/2"])
+def test_demo_partition_rejected(env, part):
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org", DEMO_PARTITION=part)
+    msg = settings_error(OwnerSettings.from_env)
+    assert "DEMO_PARTITION" in msg and repr(part) in msg
+
+
+@pytest.mark.parametrize("value", ["soon", "10s", "nan?"])
+def test_owner_non_number_rejected(env, value):
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org", JOB_TIMEOUT=value)
+    msg = settings_error(OwnerSettings.from_env)
+    assert "JOB_TIMEOUT" in msg and "not a number" in msg
+
+
+@pytest.mark.parametrize("value", ["soon", "10s", "0.5", "0", "-3"])
+def test_owner_mock_rows_must_be_a_whole_number(env, value):
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org", MOCK_ROWS=value)
+    msg = settings_error(OwnerSettings.from_env)
+    assert "MOCK_ROWS" in msg and "not a whole number >= 1" in msg and repr(value) in msg
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_owner_timeout_must_be_positive(env, value):
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org", JOB_TIMEOUT=value)
+    msg = settings_error(OwnerSettings.from_env)
+    assert "JOB_TIMEOUT" in msg and "> 0" in msg
+
+
+@pytest.mark.parametrize("name", ["WAIT_TIMEOUT", "ROUND_TIMEOUT"])
+def test_scientist_non_number_timeout_rejected(env, name):
+    env(SYFTBOX_EMAIL="ds@openmined.org", DATASITES="do1@openmined.org", **{name: "later"})
+    msg = settings_error(ScientistSettings.from_env)
+    assert name in msg and "'later'" in msg
+
+
+def test_scientist_settings_valid(env, tmp_path):
+    env(SYFTBOX_EMAIL="ds@openmined.org", DATASITES="do1@openmined.org, do2@openmined.org",
+        FEDERATION_HOME=str(tmp_path / "home"), FED_APP_DIR=str(tmp_path / "app"),
+        RESULTS_DIR=str(tmp_path / "res"), WAIT_TIMEOUT="30", ROUND_TIMEOUT="7.5")
+    s = ScientistSettings.from_env()
+    assert s.party.email == "ds@openmined.org"
+    assert s.party.home == tmp_path / "home"
+    assert s.datasites == ["do1@openmined.org", "do2@openmined.org"]
+    assert s.fed_app == tmp_path / "app"
+    assert s.results_dir == tmp_path / "res"
+    assert s.wait_timeout == 30.0 and s.round_timeout == 7.5
+    assert s.dataset == "pima-indians-diabetes-database"
+    assert s.min_replies == 2  # by default every owner must reply
+
+
+@pytest.mark.parametrize("value, words", [("3", "DATASITES names only 2"), ("0", "whole number >= 1"),
+                                          ("two", "whole number >= 1")])
+def test_scientist_min_replies_must_fit_the_owners(env, value, words):
+    env(SYFTBOX_EMAIL="ds@openmined.org", DATASITES="do1@openmined.org,do2@openmined.org", MIN_REPLIES=value)
+    msg = settings_error(ScientistSettings.from_env)
+    assert "MIN_REPLIES" in msg and words in msg
+
+
+def test_scientist_owner_named_twice_is_refused(env):
+    env(SYFTBOX_EMAIL="ds@openmined.org", DATASITES="do1@openmined.org,DO1@openmined.org")
+    assert "names an owner twice" in settings_error(ScientistSettings.from_env)
+
+
+# =========================================================================== settings
+
+
+@pytest.fixture
+def owner_env(env):
+    env(SYFTBOX_EMAIL="do1@openmined.org")
+    return env
+
+
+def owner_settings_error() -> str:
+    return settings_error(OwnerSettings.from_env)
+
+
+def test_manual_mode_needs_no_allowlist(owner_env):
+    owner_env(APPROVAL="manual")
+    p = OwnerSettings.from_env().policy
+    assert p.mode == "manual" and p.allowlist == () and p.pinned_hashes == () and p.otherwise == "pending"
+
+
+def test_manual_mode_keeps_a_given_allowlist(owner_env):
+    owner_env(APPROVAL="manual", APPROVE_JOBS_FROM="ds@openmined.org, b@x.org")
+    p = OwnerSettings.from_env().policy
+    assert p.mode == "manual" and p.allowlist == ("ds@openmined.org", "b@x.org")
+
+
+@pytest.mark.parametrize("approval", [None, "auto"])
+def test_auto_mode_needs_an_allowlist(owner_env, approval):
+    if approval:
+        owner_env(APPROVAL=approval)
+    msg = owner_settings_error()
+    assert "APPROVE_JOBS_FROM" in msg and "required" in msg
+
+
+def test_bogus_approval_mode_is_named(owner_env):
+    owner_env(APPROVAL="bogus", APPROVE_JOBS_FROM=DS)
+    msg = owner_settings_error()
+    assert "APPROVAL" in msg and "'bogus'" in msg
+
+
+@pytest.mark.parametrize("value,bad", [
+    ("xyz", "xyz"),
+    ("ab" * 31, "ab" * 31),  # 62 hex digits
+    ("ab" * 33, "ab" * 33),  # 66
+    ("g" * 64, "g" * 64),
+    (f"{H1}, {'0x' + H2[2:]}", "0x" + H2[2:]),
+])
+def test_bad_code_hash_is_named(owner_env, value, bad):
+    owner_env(APPROVE_JOBS_FROM=DS, APPROVED_CODE_HASHES=value)
+    msg = owner_settings_error()
+    assert "APPROVED_CODE_HASHES" in msg and bad in msg
+
+
+def test_bogus_unapproved_jobs_is_named(owner_env):
+    owner_env(APPROVE_JOBS_FROM=DS, UNAPPROVED_JOBS="bogus")
+    msg = owner_settings_error()
+    assert "UNAPPROVED_JOBS" in msg and "'bogus'" in msg
+
+
+def test_valid_policy_settings_land_in_the_policy(owner_env):
+    upper = CODE.upper()
+    owner_env(APPROVAL="auto", APPROVE_JOBS_FROM="ds@openmined.org,b@x.org", APPROVED_CODE_HASHES=f" {H1} ,{upper},",
+        UNAPPROVED_JOBS="reject")
+    p = OwnerSettings.from_env().policy
+    assert p == Policy(mode="auto", allowlist=("ds@openmined.org", "b@x.org"), pinned_hashes=(H1, CODE),
+                       otherwise="reject")
+    # a hash pinned in capitals is kept as code_hash's lowercase hex (owner/test_policy: it matches)
+    assert CODE in p.pinned_hashes and H3 not in p.pinned_hashes
+
+

@@ -1,0 +1,242 @@
+"""federation.common.syft_patches: syft-rpc reads tolerate half-written files, in every interpreter
+of an environment the package is installed into (its .pth file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import _federation_patches
+from federation.common import syft_patches
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture
+def protocol():
+    """syft_rpc.protocol as syft-rpc ships it (the environment's .pth may have patched it at
+    import): each test patches it itself; restored afterwards."""
+    import syft_rpc.protocol as protocol
+
+    saved = protocol.SyftMessage.__dict__.get("load")
+    if saved is not None:
+        del protocol.SyftMessage.load  # the original, Base.load, shows through again
+    finders = list(sys.meta_path)
+    yield protocol
+    if "load" in protocol.SyftMessage.__dict__:
+        del protocol.SyftMessage.load
+    if saved is not None:
+        protocol.SyftMessage.load = saved
+    sys.meta_path[:] = finders
+
+
+def make_request(protocol):
+    from syft_core.url import SyftBoxURL
+
+    return protocol.SyftRequest(
+        sender="ds@openmined.org",
+        url=SyftBoxURL("syft://do1@openmined.org/app_data/RDS/rpc/job/create"),
+        body=json.dumps({"name": "fed-histograms", "rows": 768}).encode(),
+        headers={"x-test": "partial"},
+    )
+
+
+def write_later(path: Path, chunks: list[tuple[float, str]]) -> threading.Thread:
+    """Write each text at its delay (seconds after start), in place, like the sync client."""
+    def run():
+        t0 = time.monotonic()
+        for delay, text in chunks:
+            time.sleep(max(0.0, delay - (time.monotonic() - t0)))
+            with open(path, "w", encoding="utf-8") as f:  # truncate, then write
+                f.write(text)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def count_loads(monkeypatch, protocol) -> list[int]:
+    """Count the parse attempts of SyftRequest (the original load calls cls.loads once each)."""
+    calls = [0]
+    base_loads = protocol.SyftRequest.loads.__func__
+
+    def loads(cls, data):
+        calls[0] += 1
+        return base_loads(cls, data)
+
+    monkeypatch.setattr(protocol.SyftRequest, "loads", classmethod(loads))
+    return calls
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+def test_unpatched_load_fails_on_an_empty_file(protocol, tmp_path):
+    """The problem being solved exists: without the patch an empty file fails at once."""
+    assert not getattr(protocol.SyftRequest.load, "_retries_partial_files", False)
+    path = tmp_path / "req.request"
+    path.write_text("")
+    with pytest.raises(ValueError):
+        protocol.SyftRequest.load(path)
+
+
+def test_load_waits_for_a_file_written_later(protocol, tmp_path):
+    syft_patches.install()
+    assert getattr(protocol.SyftRequest.load, "_retries_partial_files", False)
+    req = make_request(protocol)
+    path = tmp_path / "abc.request"
+    path.write_text("")  # created empty, as the receiver first sees it
+    writer = write_later(path, [(0.3, req.dumps())])
+    t0 = time.monotonic()
+    got = protocol.SyftRequest.load(path)
+    elapsed = time.monotonic() - t0
+    writer.join(5)
+    assert isinstance(got, protocol.SyftRequest)
+    assert got == req
+    assert got.id == req.id and got.body == req.body and got.sender == "ds@openmined.org"
+    assert 0.2 < elapsed < syft_patches.ATTEMPTS * syft_patches.PAUSE + 1
+
+
+def test_load_waits_through_a_partial_file(protocol, tmp_path):
+    syft_patches.install()
+    req = make_request(protocol)
+    text = req.dumps()
+    path = tmp_path / "partial.request"
+    path.write_text("")
+    writer = write_later(path, [(0.1, text[: len(text) // 2]), (0.3, text)])
+    got = protocol.SyftRequest.load(path)
+    writer.join(5)
+    assert got == req
+
+
+def test_response_class_is_patched_too(protocol, tmp_path):
+    syft_patches.install()
+    resp = protocol.SyftResponse(sender="do1@openmined.org",
+                                 url=make_request(protocol).url, body=b"ok")
+    path = tmp_path / "abc.response"
+    path.write_text("")
+    writer = write_later(path, [(0.3, resp.dumps())])
+    assert protocol.SyftResponse.load(path) == resp
+    writer.join(5)
+
+
+def test_a_file_that_stays_broken_raises_after_the_retries(protocol, tmp_path, monkeypatch):
+    syft_patches.install()
+    monkeypatch.setattr(syft_patches, "ATTEMPTS", 4)
+    monkeypatch.setattr(syft_patches, "PAUSE", 0.01)
+    calls = count_loads(monkeypatch, protocol)
+    path = tmp_path / "broken.request"
+    path.write_text('{"id": "not finished')
+    t0 = time.monotonic()
+    with pytest.raises(ValueError):
+        protocol.SyftRequest.load(path)
+    assert calls[0] == 4
+    assert time.monotonic() - t0 < 1
+
+
+def test_a_valid_json_of_the_wrong_shape_also_raises(protocol, tmp_path, monkeypatch):
+    syft_patches.install()
+    monkeypatch.setattr(syft_patches, "ATTEMPTS", 3)
+    monkeypatch.setattr(syft_patches, "PAUSE", 0.01)
+    path = tmp_path / "wrong.request"
+    path.write_text(json.dumps({"hello": "world"}))
+    with pytest.raises(ValueError):
+        protocol.SyftRequest.load(path)
+
+
+def test_a_missing_file_is_not_retried(protocol, tmp_path, monkeypatch):
+    syft_patches.install()
+    monkeypatch.setattr(syft_patches, "ATTEMPTS", 50)
+    monkeypatch.setattr(syft_patches, "PAUSE", 0.1)
+    t0 = time.monotonic()
+    with pytest.raises(FileNotFoundError):
+        protocol.SyftRequest.load(tmp_path / "nope.request")
+    assert time.monotonic() - t0 < 1
+
+
+def test_install_twice_does_not_double_wrap(protocol, tmp_path, monkeypatch):
+    syft_patches.install()
+    first = protocol.SyftMessage.__dict__["load"].__func__
+    syft_patches.install()
+    syft_patches.patch(protocol)
+    assert protocol.SyftMessage.__dict__["load"].__func__ is first
+    # behaviour too: one loop of retries, not ATTEMPTS**2
+    monkeypatch.setattr(syft_patches, "ATTEMPTS", 3)
+    monkeypatch.setattr(syft_patches, "PAUSE", 0.0)
+    calls = count_loads(monkeypatch, protocol)
+    path = tmp_path / "broken.request"
+    path.write_text("{")
+    with pytest.raises(ValueError):
+        protocol.SyftRequest.load(path)
+    assert calls[0] == 3
+    assert not any(isinstance(f, _federation_patches.PatchOnImport) for f in sys.meta_path)
+
+
+# --------------------------------------------------------------------------- lazy, in a fresh interpreter
+
+
+def run_fresh(code: str, site: bool = True) -> dict:
+    """`code` in a new interpreter of this environment; without `site`, one that reads no .pth
+    file (python -S) but finds the same packages and this checkout."""
+    paths = [str(REPO_ROOT)] + ([] if site else [sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [*paths, os.environ.get("PYTHONPATH")]))}
+    flags = [] if site else ["-S"]
+    proc = subprocess.run([sys.executable, *flags, "-c", textwrap.dedent(code)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_install_before_import_patches_syft_rpc_when_it_is_imported():
+    result = run_fresh("""
+        import json, sys, tempfile, threading, time, pathlib
+        import _federation_patches
+        from federation.common import syft_patches
+        before = "syft_rpc.protocol" in sys.modules or "syft_rpc" in sys.modules
+        syft_patches.install()
+        syft_patches.install()
+        finders = sum(isinstance(f, _federation_patches.PatchOnImport) for f in sys.meta_path)
+        import syft_rpc  # imports syft_rpc.protocol through the package
+        from syft_rpc.protocol import SyftRequest, SyftMessage
+        from syft_core.url import SyftBoxURL
+        patched = bool(getattr(SyftRequest.load, "_retries_partial_files", False))
+        finders_after = sum(isinstance(f, _federation_patches.PatchOnImport) for f in sys.meta_path)
+        req = SyftRequest(sender="ds@openmined.org", url=SyftBoxURL("syft://do1@openmined.org/app_data/x/rpc/y"))
+        path = pathlib.Path(tempfile.mkdtemp()) / "r.request"
+        path.write_text("")
+        threading.Timer(0.3, lambda: path.write_text(req.dumps())).start()
+        got = SyftRequest.load(path)
+        print(json.dumps({"before": before, "finders": finders, "finders_after": finders_after,
+                          "patched": patched, "same": got == req}))
+    """, site=False)
+    assert result == {"before": False, "finders": 1, "finders_after": 0, "patched": True, "same": True}
+
+
+def test_without_the_hook_a_fresh_interpreter_is_not_patched():
+    """Control for the tests around it: the patch comes from our hook, not from syft-rpc itself."""
+    result = run_fresh("""
+        import json
+        from syft_rpc.protocol import SyftRequest
+        print(json.dumps({"patched": bool(getattr(SyftRequest.load, "_retries_partial_files", False))}))
+    """, site=False)
+    assert result == {"patched": False}
+
+
+def test_every_interpreter_of_the_environment_is_patched_by_the_installed_pth():
+    """The package installed (as in the image, and scripts/test's venv): a plain `python` that never
+    imports federation itself reads syft-rpc patched, and imported nothing of ours before."""
+    result = run_fresh("""
+        import json, sys
+        federation_at_start = "federation" in sys.modules
+        from syft_rpc.protocol import SyftRequest
+        print(json.dumps({"federation_at_start": federation_at_start,
+                          "patched": bool(getattr(SyftRequest.load, "_retries_partial_files", False))}))
+    """)
+    assert result == {"federation_at_start": False, "patched": True}
