@@ -1,15 +1,15 @@
 """Import hook for federation.common.syft_patches, run at interpreter start by
 `federation-patches.pth` (installed with the federation package).
 
-It imports nothing of the project at start: when a patched module (syft_rpc.protocol)
-is first imported, it runs it, then hands it to `federation.common.syft_patches.apply`.
+It imports nothing of the project at start: when a patched module (syft_rpc.protocol,
+syft_event.server2) is first imported, it runs it, then hands it to `federation.common.syft_patches.apply`.
 """
 
 import importlib.abc
 import importlib.machinery
 import sys
 
-TARGETS = ("syft_rpc.protocol",)
+TARGETS = ("syft_rpc.protocol", "syft_event.server2")
 
 
 class PatchOnImport(importlib.abc.MetaPathFinder):

@@ -1,6 +1,11 @@
 """`federation ROLE`: the one entry point of the image.
 
-    federation server   the SyftBox sync server (legacy Python server, own venv)
+    federation server   the SyftBox sync server (legacy Python server, own venv), HTTPS only
+    federation credentials
+                        one-shot: the server's secret, CA and certificate, and the demo
+                        parties' kits (one volume each under /kits)
+    federation invite EMAIL [--server-url URL] [--expires-days N] [--replace]
+                        print a kit for EMAIL: the credential that makes its holder that party
     federation do       a data owner: publish the dataset, run approved jobs
     federation ds       the data scientist's workflow, then serve the results
     federation submit [SECONDS]
@@ -16,21 +21,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
 from federation.common import settings
+from federation.common.kit import KitError
 from federation.common.settings import SettingsError
-
-
-def server() -> int:
-    config = settings.ServerSettings.from_env()
-    env = settings.child_environment(SYFTBOX_DATA_FOLDER=str(config.data_folder), SYFTBOX_AUTH_ENABLED="false")
-    # `syftbox server` in 0.4.0 only migrates; the app itself is served by uvicorn.
-    cmd = [str(settings.syftbox_bin() / "uvicorn"), "syftbox.server.server:app", "--host", "0.0.0.0",
-           "--port", str(config.port), "--log-level", "warning"]
-    os.execve(cmd[0], cmd, env)
 
 
 def inprocess(argv: list[str]) -> int:
@@ -47,8 +43,10 @@ def inprocess(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     role = argv[0] if argv else ""
-    if role == "server":
-        return server()
+    if role in ("server", "credentials", "invite"):
+        from federation.sync_server.service import main as operator_main
+
+        return operator_main(role, argv[1:])
     if role == "health":
         from federation.common.health import check
 
@@ -77,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from federation.scientist.workflow import main as role_main
         return role_main()
-    except SettingsError as e:
+    except (SettingsError, KitError) as e:
         print(f"federation {role}: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # one clear line for a person; the traceback with LOG_LEVEL=DEBUG

@@ -85,7 +85,8 @@ def create_demo_owners(root: Path, count: int) -> None:
 
 def owner_service(name: str, root: Path, partition: str | None) -> str:
     """One owner: compose.yaml's do1 (`extends`), with only what differs: its settings file, its
-    volumes (the same mount points) and, in a demo, its share of the public file."""
+    volumes (the same mount points: its home, its own kit) and, in a demo, its share of the
+    public file."""
     demo = f"\n    environment:\n      DEMO_PARTITION: {partition}" if partition else ""
     return f"""
   {name}:
@@ -93,8 +94,16 @@ def owner_service(name: str, root: Path, partition: str | None) -> str:
     env_file: !override [{root / name / 'settings.env'}]{demo}
     volumes:
       - {name}-home:/home/syft/federation
+      - {name}-kit:/run/federation/kit:ro
       - {root / name / 'data' / 'private'}:/data/private:ro
 """
+
+
+def credentials_service(root: Path, extra: list[str]) -> str:
+    """The one-shot that issues kits: also one for each extra owner, into that owner's volume."""
+    mounts = "".join(f"      - {root / n / 'settings.env'}:/parties/{n}.env:ro\n      - {n}-kit:/kits/{n}\n"
+                     for n in extra)
+    return f"\n  credentials:\n    volumes:\n{mounts}"
 
 
 def override(root: Path, owners: dict[str, str], demo: bool) -> str:
@@ -108,6 +117,8 @@ def override(root: Path, owners: dict[str, str], demo: bool) -> str:
             parts.append(owner_service(name, root, partition))
         elif partition:
             parts.append(f"\n  {name}:\n    environment:\n      DEMO_PARTITION: {partition}\n")
+    if extra:
+        parts.append(credentials_service(root, extra))
     if demo or extra:
         parts.append("\n  ds:\n")
     if demo:
@@ -118,7 +129,7 @@ def override(root: Path, owners: dict[str, str], demo: bool) -> str:
     if demo:  # the DS's notebook (profile notebook) asks the same owners
         parts.append(f"\n  notebook:\n    environment:\n      DATASITES: {','.join(owners.values())}\n")
     if extra:
-        parts.append("\nvolumes:\n" + "".join(f"  {n}-home:\n" for n in extra))
+        parts.append("\nvolumes:\n" + "".join(f"  {n}-home:\n  {n}-kit:\n" for n in extra))
     if not (demo or extra):
         parts.append(" {}\n")  # do1 and do2 only: compose.yaml as it is
     return "".join(parts)

@@ -16,7 +16,8 @@ from typing import Iterable
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEFAULT_DATASET = "pima-indians-diabetes-database"
-DEFAULT_SERVER_URL = "http://syftbox:5001"
+DEFAULT_SERVER_URL = "https://syftbox:5001"
+DEFAULT_KIT = "/run/federation/kit/kit.json"
 PIMA_URL = "https://raw.githubusercontent.com/plotly/datasets/master/diabetes.csv"
 
 
@@ -127,8 +128,9 @@ class Party:
     """Settings every party (DO or DS) shares: who it is, where its SyftBox lives, its client."""
 
     email: str
-    server_url: str
+    server_url: str | None  # None: the one in the party's kit
     home: Path  # the party's volume: SyftBox data, keys, state
+    kit: Path = Path(DEFAULT_KIT)  # the party's credential from the network's operator
     client_port: int = 7938  # the SyftBox client's local API (its liveness probe)
     sync_interval: float | None = None  # the client's sync loop in s; None: syftbox's own 1 s
 
@@ -149,8 +151,9 @@ class Party:
         interval = _raw("SYFTBOX_SYNC_INTERVAL")
         return cls(
             email=_email("SYFTBOX_EMAIL"),
-            server_url=_get("SYFTBOX_SERVER_URL", DEFAULT_SERVER_URL),
+            server_url=_raw("SYFTBOX_SERVER_URL") or None,
             home=Path(_get("FEDERATION_HOME", str(Path.home() / "federation"))),
+            kit=Path(_get("KIT_FILE", DEFAULT_KIT)),
             client_port=_port("SYFTBOX_CLIENT_PORT", "7938"),
             sync_interval=_float("SYFTBOX_SYNC_INTERVAL", interval) if interval else None,
         )
@@ -259,11 +262,30 @@ class ScientistSettings:
 class ServerSettings:
     data_folder: Path
     port: int
+    public_url: str  # what the kits it issues name as the server (how parties reach it)
+    names: tuple[str, ...]  # extra names its own certificate is valid for
+    own_tls: tuple[Path, Path, Path] | None  # the operator's (certificate, key, CA) instead of the local CA
+
+    @property
+    def credentials_dir(self) -> Path:
+        return self.data_folder / "credentials"
 
     @classmethod
     def from_env(cls) -> "ServerSettings":
+        public_url = _get("SYNC_SERVER_URL", DEFAULT_SERVER_URL)
+        if not public_url.startswith("https://"):
+            raise SettingsError(f"setting SYNC_SERVER_URL: {public_url!r} is not https:// (the server serves TLS only)")
+        own = tuple(_optional_path(n) for n in ("TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE"))
+        if any(own) and not all(own):
+            raise SettingsError("settings TLS_CERT_FILE, TLS_KEY_FILE and TLS_CA_FILE go together: set all three or none")
+        for name, path in zip(("TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE"), own):
+            if path is not None and not path.is_file():
+                raise SettingsError(f"setting {name}: {path} is not a file")
         return cls(data_folder=Path(_get("SYFTBOX_DATA_FOLDER", "/home/syft/server")),
-                   port=_port("SYFTBOX_PORT", "5001"))
+                   port=_port("SYFTBOX_PORT", "5001"),
+                   public_url=public_url,
+                   names=tuple(n.strip() for n in _raw("TLS_SERVER_NAMES").split(",") if n.strip()),
+                   own_tls=own if all(own) else None)
 
 
 # ---------------------------------------------------------------- child processes

@@ -7,6 +7,13 @@ then see an empty or partial JSON file; in a prototype 3 of 5 runs lost a data
 owner that way. `SyftMessage.load` is the one place every request and response is
 read: retry it briefly on a parse error.
 
+syft-event: a request counts only from the party whose folder holds it. syft-rpc files a
+request under `<endpoint>/<sender>/<id>.request` and the owner's permission rules let each
+party write only in the folder named for it (the server checks the writer's token); but the
+`sender` inside the file is whatever the writer put there. A request whose sender (or whose
+encrypted payload's sender) is not the folder's party is ignored and logged, so a party the
+operator invited cannot submit a job in the DS's name.
+
 Active in every interpreter of an environment where this package is installed: its
 `federation-patches.pth` imports `_federation_patches`, whose import hook calls
 `apply` here when `syft_rpc.protocol` is first imported. Other programs pay nothing.
@@ -14,11 +21,16 @@ Active in every interpreter of an environment where this package is installed: i
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+
+log = logging.getLogger(__name__)
 
 ATTEMPTS = 40
 PAUSE = 0.05  # seconds: 40 x 50 ms covers a 1 s sync loop twice
 TARGET = "syft_rpc.protocol"
+EVENTS = "syft_event.server2"
 
 
 def patch(protocol) -> None:
@@ -40,10 +52,47 @@ def patch(protocol) -> None:
     message_cls.load = classmethod(load)
 
 
+def claimed_senders(request) -> set[str]:
+    """Who the request says it is from: its sender, and its encrypted payload's sender."""
+    senders = {str(request.sender).lower()}
+    try:
+        payload = json.loads(request.body or b"")
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    if isinstance(payload, dict) and "sender" in payload and "receiver" in payload:
+        senders.add(str(payload["sender"]).lower())
+    return senders
+
+
+def patch_events(server2) -> None:
+    events_cls = server2.SyftEvents
+    handle = events_cls._SyftEvents__handle_rpc
+    if getattr(handle, "_checks_sender", False):
+        return
+    request_cls = server2.SyftRequest
+
+    def handle_rpc(self, path, func):
+        try:
+            request = request_cls.load(path)
+        except Exception:  # unreadable or gone: the original answers or ignores it
+            return handle(self, path, func)
+        folder = path.parent.name.lower()
+        if claimed_senders(request) != {folder}:
+            log.warning("ignored request %s: it claims to be from %s but sits in the folder of %s",
+                        path, ", ".join(sorted(claimed_senders(request))), folder)
+            return None
+        return handle(self, path, func)
+
+    handle_rpc._checks_sender = True
+    events_cls._SyftEvents__handle_rpc = handle_rpc
+
+
 def apply(module_name: str, module) -> None:
     """Called by the import hook once `module_name` has been imported."""
     if module_name == TARGET:
         patch(module)
+    elif module_name == EVENTS:
+        patch_events(module)
 
 
 def install() -> None:

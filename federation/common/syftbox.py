@@ -10,14 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable
 
 from federation.common import settings
+from federation.common.files import atomic_write
+from federation.common.kit import Kit, KitError, load_kit
 from federation.common.settings import Party
 
 log = logging.getLogger(__name__)
@@ -34,12 +38,43 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
         time.sleep(interval)
 
 
-def server_answers(url: str) -> bool:
+def server_answers(url: str, context: ssl.SSLContext | None = None) -> bool:
+    """The sync server is up (a TLS failure is not "down": `check_server` names it)."""
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/info", timeout=2) as resp:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/info", timeout=2, context=context) as resp:
             return resp.status == 200
-    except (urllib.error.URLError, OSError):
+    except urllib.error.URLError as e:
+        return isinstance(e.reason, ssl.SSLError)
+    except ssl.SSLError:
+        return True
+    except OSError:
         return False
+
+
+def check_server(url: str, kit: Kit) -> None:
+    """The server is the one the kit trusts and accepts the kit's token; KitError naming the
+    cause and the kit's file otherwise."""
+    host = urllib.parse.urlsplit(url).hostname
+    request = urllib.request.Request(f"{url.rstrip('/')}/auth/whoami", method="POST", data=b"",
+                                     headers={"Authorization": f"Bearer {kit.access_token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=kit.ssl_context()) as resp:
+            who = json.loads(resp.read() or b"{}").get("email")
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode(errors="replace")[:200]
+        raise KitError(f"the sync server at {url} refuses the access token in the kit {kit.path} "
+                       f"(HTTP {e.code}: {detail})") from None
+    except (urllib.error.URLError, ssl.SSLError) as e:
+        reason = getattr(e, "reason", e)
+        if isinstance(reason, ssl.SSLCertVerificationError) and "hostname" in str(reason).lower():
+            raise KitError(f"the sync server's certificate is not for {host!r} (the server URL of "
+                           f"the kit {kit.path} or SYFTBOX_SERVER_URL): {reason.verify_message}") from None
+        if isinstance(reason, ssl.SSLError):
+            raise KitError(f"the sync server at {url} has a certificate the CA in the kit {kit.path} "
+                           f"did not sign ({getattr(reason, 'verify_message', None) or reason})") from None
+        raise KitError(f"the sync server at {url} cannot be reached: {reason}") from None
+    if str(who).lower() != kit.email.lower():
+        raise KitError(f"the sync server says the kit {kit.path} is for {who}, not {kit.email}")
 
 
 def _client_answers(port: int) -> bool:
@@ -58,6 +93,41 @@ class SyncClient:
     def __init__(self, party: Party):
         self.party = party
         self.proc: subprocess.Popen | None = None
+        self.server_url: str | None = None  # once joined: the kit's, or SYFTBOX_SERVER_URL
+
+    def join(self, timeout: float = 120) -> Kit:
+        """The party's kit, checked against the running server; the client's config then holds
+        its token and the kit's CA is the only one its client trusts. KitError on any mismatch."""
+        party = self.party
+        kit = load_kit(party.kit, party.email)
+        url = party.server_url or kit.server_url
+        if not url.startswith("https://"):
+            raise KitError(f"SYFTBOX_SERVER_URL {url!r} is not https:// (the network serves TLS only)")
+        context = kit.ssl_context()
+        wait_for(lambda: server_answers(url, context), timeout, f"the sync server at {url}")
+        check_server(url, kit)
+        party.state_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.ca_file, kit.ca_pem)
+        self._write_config(url, kit.access_token)
+        return kit
+
+    @property
+    def ca_file(self) -> Path:
+        return self.party.state_dir / "network-ca.pem"
+
+    def _write_config(self, url: str, token: str) -> None:
+        """The legacy client's config with the kit's token (it would otherwise ask the server for
+        an email token, which this network never hands out). Readable by this user only."""
+        party = self.party
+        try:
+            config = json.loads(party.config_path.read_text())
+        except (OSError, ValueError):
+            config = {}
+        config |= {"data_dir": str(party.syftbox_dir), "email": party.email, "server_url": url,
+                   "client_url": f"http://127.0.0.1:{party.client_port}", "access_token": token}
+        atomic_write(party.config_path, json.dumps(config, indent=2))
+        party.config_path.chmod(0o600)
+        self.server_url = url
 
     def start(self, timeout: float = 120) -> None:
         party = self.party
@@ -67,8 +137,7 @@ class SyncClient:
             # keys and fight the first over the same datasite.
             log.info("using the SyftBox client already running for %s", party.email)
             return
-        wait_for(lambda: server_answers(party.server_url), timeout, f"the sync server at {party.server_url}")
-        party.state_dir.mkdir(parents=True, exist_ok=True)
+        self.join(timeout)
         # A pidfile left by the previous container names a PID that, in this new
         # container, may well be alive (PIDs start again at 1): the client would
         # then refuse to start. Only this process runs a client on this folder.
@@ -80,14 +149,16 @@ class SyncClient:
             "--config", str(party.config_path),
             "--email", party.email,
             "--data-dir", str(party.syftbox_dir),
-            "--server", party.server_url,
+            "--server", self.server_url,
             "--port", str(party.client_port),
             "--no-open-dir",
         ]
         log.debug("starting SyftBox client: %s", " ".join(cmd))
-        self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # The legacy client's httpx trusts SSL_CERT_FILE: the kit's CA, nothing else.
+        env = settings.child_environment(SSL_CERT_FILE=str(self.ca_file))
+        self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         self.wait(self._ready, timeout, f"the SyftBox client of {party.email} (log: {log_file.name})")
-        log.info("SyftBox client of %s is syncing with %s", party.email, party.server_url)
+        log.info("SyftBox client of %s is syncing with %s", party.email, self.server_url)
 
     def _ready(self) -> bool:
         """The client answers on its local port (files alone may be left from an earlier run)."""

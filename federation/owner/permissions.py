@@ -2,10 +2,16 @@
 
 The legacy SyftBox server understands only `syftperm.yaml`; syft-rds and
 syft-event write `syft.pub.yaml`, which it ignores. The rules below grant a guest
-exactly what the flow needs: read the RDS store and public files, create and
-write RPC requests (the DS also deletes its own request/response files after
-reading), and nothing in the job store. An owner may always write its own
-datasite, so none of this limits the owner.
+exactly what the flow needs: read the RDS store and public files, and create and
+write RPC requests only in the folder syft-rpc names for the guest itself
+(`<endpoint>/<guest's email>/`; the DS also deletes its own request/response
+files after reading). A guest reads no other party's requests or responses and
+writes nowhere else. An owner may always write its own datasite, so none of this
+limits the owner.
+
+What a guest still sees (syft-rds 0.4.0 keeps every record in `store/<Type>/<uid>.json`,
+with no per-user path): every record of the RDS store, the job records of other
+guests included (names, descriptions, statuses; not their code or results).
 """
 
 from __future__ import annotations
@@ -24,9 +30,14 @@ RDS_RULES = [
     ("store/**", READ),
     ("public_files/**", READ),
     ("user_files/{useremail}/**", READ),
-    ("rpc/**", RPC),
+    ("rpc/rpc.schema.json", READ),
+    # rpc/<endpoint>/<sender>/<id>.request; endpoints are one or two levels deep (health,
+    # job/create). The legacy server allows no `**` before {useremail}: each depth spelled out.
+    ("rpc/*/{useremail}/*", RPC),
+    ("rpc/*/*/{useremail}/*", RPC),
 ]
-FLWR_RULES = [("*/rpc/**", RPC)]
+# flwr/<app>/rpc/messages/<sender>/<id>.request
+FLWR_RULES = [("*/rpc/rpc.schema.json", READ), ("*/rpc/*/{useremail}/*", RPC)]
 
 
 def _write(folder: Path, rules: list[tuple[str, list[str]]]) -> None:

@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 from federation.common import health
+from federation.common.kit import load_kit
 from federation.common.settings import OwnerSettings
 from federation.common.syftbox import SyncClient, point_libraries_at
 from federation.owner import data
@@ -76,6 +77,7 @@ def publish(rds, settings: OwnerSettings, private_dir: Path, table: data.Table) 
 def main() -> int:
     health.report("starting")
     settings = OwnerSettings.from_env()
+    load_kit(settings.party.kit, settings.party.email)  # no kit, no owner: before anything is touched
     try:
         private_dir, table = private_data(settings)
     except data.DatasetError as e:

@@ -17,6 +17,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from federation.common import health
+from federation.common.kit import KitError, load_kit
 from federation.common.settings import ScientistSettings
 from federation.common.syftbox import SyncClient, point_libraries_at
 from federation.scientist.errors import WorkflowError
@@ -111,6 +112,7 @@ def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> Non
 
 def main() -> int:
     settings = ScientistSettings.from_env()
+    load_kit(settings.party.kit, settings.party.email)  # no kit, no run: before anything is touched
     point_libraries_at(settings.party)
     sync = SyncClient(settings.party)
     # A second run in the same container (`docker exec ds federation ds`) shares the running
@@ -130,6 +132,9 @@ def main() -> int:
         sync.start()
         sync.ensure_keys()
         run_study(settings, sync, run)
+    except KitError:  # this container cannot be the DS: it stops, saying why (cli prints it)
+        sync.stop()
+        raise
     except Exception as e:  # whatever it was, the run record and the health say so
         run.finish(error=f"{e}" if isinstance(e, WorkflowError) else f"{type(e).__name__}: {e}")
         log.error("run failed: %s", run.record.error)

@@ -55,6 +55,7 @@ def docker_setup(results_dir: Path):
     os.environ["RESULTS_HOST_DIR"] = str(results_dir)
     os.environ["RESULTS_PORT"] = str(free_port())
     os.environ["NOTEBOOK_PORT"] = str(free_port())  # ds publishes the notebook's port too
+    os.environ["SYNC_PORT"] = str(free_port())  # the sync server's, for the remote owner
     # Volumes of an earlier, interrupted session would hold its datasites: start clean.
     compose("down", "-v", "--remove-orphans")
     # --wait: returns once every service is healthy; the DS is healthy once its run succeeded.

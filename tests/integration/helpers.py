@@ -166,19 +166,35 @@ def result_line(output: str) -> dict:
     raise AssertionError(f"no RESULT line in:\n{output[-3000:]}")
 
 
-def start_owner(name: str, email: str, private_dir: Path, start_period: str = "120s", **env: str) -> str:
-    """A data owner started on its own with `docker run`, as a hospital would, on the test
-    network; returns the container name. Remove it with `docker rm -f`. A short
-    `start_period` lets a failing owner turn unhealthy within seconds."""
+def invite(email: str, *args: str) -> str:
+    """A kit for `email` from the session's sync server (`federation invite`), as JSON text."""
+    return exec_in("syftbox", "federation", "invite", email, *args).stdout
+
+
+def write_kit(path: Path, kit: str) -> Path:
+    path.write_text(kit)
+    path.chmod(0o644)  # readable by the image's uid 1000
+    return path
+
+
+def start_owner(name: str, email: str, private_dir: Path, start_period: str = "120s", kit: Path | None = None,
+                network: str | None = None, docker_args: tuple[str, ...] = (), **env: str) -> str:
+    """A data owner started on its own with `docker run`, as a hospital would, with a kit the
+    operator issued it (or `kit`), on the test network (or `network`); returns the container
+    name. Remove it with `docker rm -f`. A short `start_period` lets a failing owner turn
+    unhealthy within seconds."""
     private_dir.chmod(0o755)  # readable by the image's uid 1000
     for f in private_dir.glob("*.csv"):
         f.chmod(0o644)
-    env_args = [a for k, v in ({"SYFTBOX_EMAIL": email, "SYFTBOX_SERVER_URL": "http://syftbox:5001",
-                                "SYFTBOX_SYNC_INTERVAL": "0.5"} | env).items() for a in ("-e", f"{k}={v}")]
+    if kit is None:
+        kit = write_kit(private_dir.parent / f"{name}.kit", invite(email))
+    env_args = [a for k, v in ({"SYFTBOX_EMAIL": email, "SYFTBOX_SYNC_INTERVAL": "0.5"} | env).items()
+                for a in ("-e", f"{k}={v}")]
     subprocess.run(
-        ["docker", "run", "-d", "--name", name, "--network", f"{PROJECT}_default",
+        ["docker", "run", "-d", "--name", name, "--network", network or f"{PROJECT}_default",
          "--health-interval", "1s", "--health-start-period", start_period, "--health-retries", "2",
-         *env_args, "-v", f"{private_dir}:/data/private:ro", "federation:latest", "do"],
+         *docker_args, *env_args, "-v", f"{private_dir}:/data/private:ro",
+         "-v", f"{kit}:/run/federation/kit/kit.json:ro", "federation:latest", "do"],
         check=True, capture_output=True, text=True)
     return name
 

@@ -14,7 +14,8 @@ PACKAGE = REPO_ROOT / "federation"
 FORBIDDEN = {
     "owner": ("federation.scientist",),
     "scientist": ("federation.owner",),
-    "common": ("federation.owner", "federation.scientist"),
+    "common": ("federation.owner", "federation.scientist", "federation.sync_server"),
+    "sync_server": ("federation.owner", "federation.scientist"),
 }
 
 

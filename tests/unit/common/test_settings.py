@@ -51,7 +51,8 @@ def test_owner_settings_defaults(env):
     assert s.pima_csv is None
     assert s.private_dir == Path("/data/private")
     assert s.dataset == "pima-indians-diabetes-database"
-    assert s.party.server_url == "http://syftbox:5001"
+    assert s.party.server_url is None  # the kit's
+    assert s.party.kit == Path("/run/federation/kit/kit.json")
     assert s.party.home == Path.home() / "federation"
 
 
@@ -233,3 +234,21 @@ def test_valid_policy_settings_land_in_the_policy(owner_env):
     assert CODE in p.pinned_hashes and H3 not in p.pinned_hashes
 
 
+
+
+def test_server_settings_serve_tls_only(env, monkeypatch, tmp_path):
+    from federation.common.settings import ServerSettings, SettingsError
+
+    s = ServerSettings.from_env()
+    assert s.public_url == "https://syftbox:5001" and s.own_tls is None and s.names == ()
+    monkeypatch.setenv("SYNC_SERVER_URL", "http://syftbox:5001")
+    with pytest.raises(SettingsError, match="SYNC_SERVER_URL.*not https"):
+        ServerSettings.from_env()
+    monkeypatch.delenv("SYNC_SERVER_URL")
+    monkeypatch.setenv("TLS_CERT_FILE", str(tmp_path / "cert.pem"))
+    with pytest.raises(SettingsError, match="go together"):
+        ServerSettings.from_env()
+    for name in ("TLS_KEY_FILE", "TLS_CA_FILE"):
+        monkeypatch.setenv(name, str(tmp_path / name))
+    with pytest.raises(SettingsError, match="TLS_CERT_FILE: .* is not a file"):
+        ServerSettings.from_env()

@@ -216,7 +216,8 @@ def test_install_before_import_patches_syft_rpc_when_it_is_imported():
         print(json.dumps({"before": before, "finders": finders, "finders_after": finders_after,
                           "patched": patched, "same": got == req}))
     """, site=False)
-    assert result == {"before": False, "finders": 1, "finders_after": 0, "patched": True, "same": True}
+    # the finder stays for syft_event.server2, not imported yet
+    assert result == {"before": False, "finders": 1, "finders_after": 1, "patched": True, "same": True}
 
 
 def test_without_the_hook_a_fresh_interpreter_is_not_patched():
@@ -240,3 +241,57 @@ def test_every_interpreter_of_the_environment_is_patched_by_the_installed_pth():
                           "patched": bool(getattr(SyftRequest.load, "_retries_partial_files", False))}))
     """)
     assert result == {"federation_at_start": False, "patched": True}
+
+
+# --------------------------------------------------------------------------- sender check
+
+
+class FakeEvents:
+    """Stands in for syft_event's SyftEvents: records which requests reach the handler."""
+
+    def __init__(self):
+        self.handled = []
+
+    def _SyftEvents__handle_rpc(self, path, func):
+        self.handled.append(path.name)
+        return "handled"
+
+
+def sender_request(protocol, sender, body=b""):
+    from syft_core.url import SyftBoxURL
+
+    return protocol.SyftRequest(sender=sender, body=body,
+                                url=SyftBoxURL("syft://do1@openmined.org/app_data/RDS/rpc/job/create"))
+
+
+def test_a_request_counts_only_from_the_party_whose_folder_holds_it(tmp_path, protocol):
+    import types
+
+    server2 = types.SimpleNamespace(SyftEvents=type("SyftEvents", (FakeEvents,), {}), SyftRequest=protocol.SyftRequest)
+    syft_patches.patch_events(server2)
+    syft_patches.patch_events(server2)  # idempotent
+    events = server2.SyftEvents()
+    folder = tmp_path / "job" / "create" / "ds@openmined.org"
+    folder.mkdir(parents=True)
+    honest = folder / "a.request"
+    honest.write_text(sender_request(protocol, "ds@openmined.org").dumps())
+    forged = folder / "b.request"  # mallory could only write in her own folder: this one is
+    forged.write_text(sender_request(protocol, "mallory@evil.org").dumps())  # what an insider might try
+    (tmp_path / "job" / "create" / "mallory@evil.org").mkdir()
+    claims_ds = tmp_path / "job" / "create" / "mallory@evil.org" / "c.request"
+    claims_ds.write_text(sender_request(protocol, "ds@openmined.org").dumps())
+    payload = json.dumps({"sender": "ds@openmined.org", "receiver": "do1@openmined.org", "ciphertext": "x"})
+    wrapped = tmp_path / "job" / "create" / "mallory@evil.org" / "d.request"
+    wrapped.write_text(sender_request(protocol, "mallory@evil.org", payload.encode()).dumps())
+    for path in (honest, forged, claims_ds, wrapped):
+        events._SyftEvents__handle_rpc(path, None)
+    assert events.handled == ["a.request"]
+
+
+def test_importing_syft_event_applies_the_sender_check():
+    result = run_fresh("""
+        import json
+        from syft_event.server2 import SyftEvents
+        print(json.dumps({"checks": bool(getattr(SyftEvents._SyftEvents__handle_rpc, "_checks_sender", False))}))
+    """)
+    assert result == {"checks": True}

@@ -12,8 +12,9 @@ from federation.owner.permissions import grant_guest_access
 # --------------------------------------------------------------------------- permissions
 
 
-def glob_re(pattern: str) -> re.Pattern:
-    """SyftBox-style glob: `**` any depth, `*` one path segment, {useremail} one segment."""
+def glob_re(pattern: str, user: str | None = None) -> re.Pattern:
+    """SyftBox-style glob: `**` any depth, `*` one path segment, {useremail} the user's email
+    (any one segment when no user is given)."""
     out, i = "", 0
     while i < len(pattern):
         if pattern.startswith("**", i):
@@ -23,7 +24,7 @@ def glob_re(pattern: str) -> re.Pattern:
             out += "[^/]*"
             i += 1
         elif pattern.startswith("{useremail}", i):
-            out += "[^/]+"
+            out += re.escape(user) if user else "[^/]+"
             i += len("{useremail}")
         else:
             out += re.escape(pattern[i])
@@ -40,8 +41,9 @@ def load_rules(path) -> list[dict]:
     return doc
 
 
-def perms_for(rules: list[dict], rel: str) -> set[str]:
-    return {p for r in rules if glob_re(r["path"]).match(rel) for p in r["permissions"]}
+def perms_for(rules: list[dict], rel: str, user: str = "ds@openmined.org") -> set[str]:
+    """What `user` may do with `rel` (every rule is for every user; {useremail} is the user)."""
+    return {p for r in rules if glob_re(r["path"], user).match(rel) for p in r["permissions"]}
 
 
 @pytest.fixture
@@ -78,10 +80,25 @@ def test_rds_store_is_read_only(datasite):
     assert "admin" not in {p for r in rules for p in r["permissions"]}
 
 
-def test_rds_rpc_paths_can_be_created_and_written(datasite):
+def test_a_guest_writes_requests_only_in_its_own_sender_folder(datasite):
     rules = load_rules(datasite / "app_data" / "RDS" / "syftperm.yaml")
-    for rel in ("rpc/job/create/abc.request", "rpc/dataset/get_all/f.response", "rpc/x"):
+    for rel in ("rpc/job/create/ds@openmined.org/abc.request", "rpc/health/ds@openmined.org/f.response",
+                "rpc/dataset/get_all/ds@openmined.org/f.response"):
         assert {"read", "create", "write"} <= perms_for(rules, rel), rel
+    # another party's folder, or a request outside any sender folder: nothing
+    for rel in ("rpc/job/create/mallory@evil.org/abc.request", "rpc/job/create/abc.request", "rpc/x"):
+        assert not perms_for(rules, rel), rel
+    assert not perms_for(rules, "rpc/job/create/ds@openmined.org/abc.request", user="mallory@evil.org")
+    assert perms_for(rules, "rpc/rpc.schema.json") == {"read"}
+
+
+def test_the_legacy_server_accepts_the_rules(datasite):
+    """syftbox 0.4.0 refuses a rule with `**` before {useremail} (PermissionParsingError)."""
+    for app in ("RDS", "flwr"):
+        for rule in load_rules(datasite / "app_data" / app / "syftperm.yaml"):
+            path = rule["path"]
+            if "{useremail}" in path:
+                assert "**" not in path[:path.rindex("{useremail}")], (app, rule)
 
 
 def test_rds_public_files_readable_not_writable(datasite):
@@ -95,7 +112,9 @@ def test_rds_public_files_readable_not_writable(datasite):
 
 def test_flwr_rpc_writable_rest_not(datasite):
     rules = load_rules(datasite / "app_data" / "flwr" / "syftperm.yaml")
-    assert {"read", "create", "write"} <= perms_for(rules, "fed-app-123/rpc/messages/m.request")
+    assert {"read", "create", "write"} <= perms_for(rules, "fed-app-123/rpc/messages/ds@openmined.org/m.request")
+    assert not perms_for(rules, "fed-app-123/rpc/messages/ds@openmined.org/m.request", user="mallory@evil.org")
+    assert not perms_for(rules, "fed-app-123/rpc/messages/m.request")
     for rel in ("syftperm.yaml", "fed-app-123/main.py", "fed-app-123/results/out.json"):
         assert not perms_for(rules, rel) & {"write", "create", "admin"}, rel
 
