@@ -16,6 +16,8 @@
                         RESULTS_DIR/simulation/{flwr,syft_flwr}/, one summary line each
     federation inprocess RESULTS_DIR DATA_DIR...
                         the same app through syft_flwr.run in this one process (benchmark)
+    federation executor an owner's job executor (its own container: no network, no
+                        credentials): runs the jobs its runner puts on the jobs volume
     federation health   healthcheck of the role running in this container
 """
 
@@ -47,6 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         from federation.sync_server.service import main as operator_main
 
         return operator_main(role, argv[1:])
+    if role == "executor":
+        from federation.owner.executor import main as executor_main
+
+        try:
+            return executor_main()
+        except SettingsError as e:
+            print(f"federation executor: {e}", file=sys.stderr)
+            return 2
     if role == "health":
         from federation.common.health import check
 

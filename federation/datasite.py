@@ -6,6 +6,9 @@ On a data owner:
     datasite show JOB                   the submitted code, every file with its path, and its hash
     datasite approve JOB                the runner then runs it on private data
     datasite reject JOB --reason TEXT   status `rejected`, with the reason
+    datasite audit [JOB] [--show]       every reply that left (or was refused), --show its values
+    datasite replies / release ID / withhold ID --reason TEXT
+                                        replies waiting for a person (REPLY_APPROVAL=manual)
 On the data scientist:
     datasite status                     each owner: reachable, dataset present, my job's status
 

@@ -95,7 +95,13 @@ def owner_service(name: str, root: Path, partition: str | None) -> str:
     volumes:
       - {name}-home:/home/syft/federation
       - {name}-kit:/run/federation/kit:ro
+      - {name}-jobs:/jobs
       - {root / name / 'data' / 'private'}:/data/private:ro
+
+  {name}-executor:
+    extends: {{file: {REPO / 'compose.yaml'}, service: do1-executor}}
+    volumes:
+      - {name}-jobs:/jobs
 """
 
 
@@ -129,7 +135,7 @@ def override(root: Path, owners: dict[str, str], demo: bool) -> str:
     if demo:  # the DS's notebook (profile notebook) asks the same owners
         parts.append(f"\n  notebook:\n    environment:\n      DATASITES: {','.join(owners.values())}\n")
     if extra:
-        parts.append("\nvolumes:\n" + "".join(f"  {n}-home:\n  {n}-kit:\n" for n in extra))
+        parts.append("\nvolumes:\n" + "".join(f"  {n}-home:\n  {n}-kit:\n  {n}-jobs:\n" for n in extra))
     if not (demo or extra):
         parts.append(" {}\n")  # do1 and do2 only: compose.yaml as it is
     return "".join(parts)

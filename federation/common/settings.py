@@ -178,6 +178,43 @@ class Policy:
             raise ValueError(f"unapproved jobs must be left pending or rejected, not {self.otherwise!r}")
 
 
+DEFAULT_COUNT_PATTERNS = ("*/hist", "*/count", "*/missing", "*_hist_*", "*_count_*", "*_hist", "*_count")
+
+
+@dataclass(frozen=True)
+class EgressRules:
+    """What a reply may carry out of the datasite (`owner.egress` applies them)."""
+
+    max_bytes: int = 16384
+    small_count_k: int = 5  # counts 1..k-1 are sent as 0; 1 turns the rule off
+    count_patterns: tuple[str, ...] = DEFAULT_COUNT_PATTERNS
+    approval: str = "auto"  # auto | manual: a person releases each reply
+    approval_timeout: float = 3600.0
+
+    @classmethod
+    def from_env(cls) -> "EgressRules":
+        patterns = tuple(p.strip() for p in _raw("COUNT_PATTERNS").split(",") if p.strip())
+        return cls(max_bytes=_count("REPLY_MAX_BYTES", "16384"),
+                   small_count_k=_count("SMALL_COUNT_K", "5"),
+                   count_patterns=patterns or DEFAULT_COUNT_PATTERNS,
+                   approval=_choice("REPLY_APPROVAL", "auto", ("auto", "manual")),
+                   approval_timeout=_float("REPLY_APPROVAL_TIMEOUT", "3600"))
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """The executor container's: where jobs arrive, and what each may write."""
+
+    jobs_dir: Path
+    disk_mb: float
+    file_mb: float
+
+    @classmethod
+    def from_env(cls) -> "ExecutorSettings":
+        return cls(jobs_dir=Path(_get("JOBS_DIR", "/jobs")), disk_mb=_float("JOB_DISK_MB", "512"),
+                   file_mb=_float("JOB_FILE_MB", "256"))
+
+
 @dataclass(frozen=True)
 class OwnerSettings:
     party: Party
@@ -189,6 +226,8 @@ class OwnerSettings:
     policy: Policy  # which jobs run without a person
     mock_rows: int
     job_timeout: float
+    egress: EgressRules = EgressRules()
+    jobs_dir: Path = Path("/jobs")  # shared with the owner's executor, and nothing else
 
     @classmethod
     def from_env(cls) -> "OwnerSettings":
@@ -214,6 +253,8 @@ class OwnerSettings:
             ),
             mock_rows=_count("MOCK_ROWS", "40"),
             job_timeout=_float("JOB_TIMEOUT", "600"),
+            egress=EgressRules.from_env(),
+            jobs_dir=Path(_get("JOBS_DIR", "/jobs")),
         )
 
 

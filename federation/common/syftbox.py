@@ -27,6 +27,7 @@ from federation.common.settings import Party
 log = logging.getLogger(__name__)
 
 LAUNCHER = Path(__file__).with_name("syftbox_launcher.py")
+START_ATTEMPTS = 3
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
@@ -138,10 +139,9 @@ class SyncClient:
             log.info("using the SyftBox client already running for %s", party.email)
             return
         self.join(timeout)
-        # A pidfile left by the previous container names a PID that, in this new
-        # container, may well be alive (PIDs start again at 1): the client would
-        # then refuse to start. Only this process runs a client on this folder.
-        (party.syftbox_dir / "syftbox.pid").unlink(missing_ok=True)
+        # (before each attempt below: a pidfile left by the previous container names a PID
+        # that, in this new container, may well be alive (PIDs start again at 1), and the
+        # client would refuse to start; only this process runs a client on this folder)
         log_file = open(party.state_dir / "syftbox-client.log", "ab")
         interval = ["--sync-interval", str(party.sync_interval)] if party.sync_interval else []
         cmd = [
@@ -156,8 +156,20 @@ class SyncClient:
         log.debug("starting SyftBox client: %s", " ".join(cmd))
         # The legacy client's httpx trusts SSL_CERT_FILE: the kit's CA, nothing else.
         env = settings.child_environment(SSL_CERT_FILE=str(self.ca_file))
-        self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-        self.wait(self._ready, timeout, f"the SyftBox client of {party.email} (log: {log_file.name})")
+        for attempt in range(1, START_ATTEMPTS + 1):
+            (party.syftbox_dir / "syftbox.pid").unlink(missing_ok=True)
+            self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env)
+            try:
+                self.wait(self._ready, timeout, f"the SyftBox client of {party.email} (log: {log_file.name})")
+                break
+            except RuntimeError:
+                # 254: "unhandled exception when starting the client", e.g. a server call while
+                # the sync server itself restarts; a moment later it starts. Anything else is final.
+                if self.proc.returncode != 254 or attempt == START_ATTEMPTS:
+                    raise
+                log.warning("the SyftBox client failed to start (attempt %d); trying again", attempt)
+                time.sleep(2 * attempt)
         log.info("SyftBox client of %s is syncing with %s", party.email, self.server_url)
 
     def _ready(self) -> bool:

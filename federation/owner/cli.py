@@ -5,17 +5,24 @@
     datasite show JOB                   the submitted code, every file with its path, and its hash
     datasite approve JOB                the runner then runs it on private data
     datasite reject JOB --reason TEXT   status `rejected`, with the reason
+    datasite audit [JOB] [--show]       every reply that left (or was refused): time, job, size,
+                                        sha256, records' keys and shapes, decision; --show: values
+    datasite replies                    replies waiting for a person (REPLY_APPROVAL=manual)
+    datasite release ID                 let a waiting reply go to the DS
+    datasite withhold ID --reason TEXT  refuse it: the job fails with the reason
 """
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import timezone
 
 from federation.common.codehash import code_files
 from federation.common.settings import Party
 from federation.common.statuses import JobStatus
 from federation.common.text import table
-from federation.owner import jobs
+from federation.owner import egress, jobs
 from federation.owner.policy import Verdict
 
 
@@ -75,7 +82,74 @@ def cmd_reject(party: Party, args) -> int:
     return 0
 
 
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+
+
+def _keys(records: list[dict]) -> str:
+    parts = [f"{r['record']}: {len(r['entries'])} key(s)" for r in records]
+    return "; ".join(parts) or "-"
+
+
+def cmd_audit(party: Party, args) -> int:
+    audit = egress.Audit(party.state_dir)
+    entries = audit.entries(args.job)
+    if not entries:
+        print("no replies" + (f" for job {args.job}" if args.job else ""))
+        return 0
+    if not args.show:
+        print(table([[_when(e["at"]), e["job"][:12], e["reply"], str(e["bytes"]), e["sha256"][:16],
+                      _keys(e["records"]), e["decision"]] for e in entries],
+                    ["TIME (UTC)", "JOB", "REPLY", "BYTES", "SHA256", "RECORDS", "DECISION"]))
+        return 0
+    for e in entries:
+        print(f"===== reply {e['reply']} of job {e['job']} at {_when(e['at'])}: {e['decision']}")
+        for record in e["records"]:
+            print(f"  {record['record']} ({record['kind']}): " + ", ".join(f"{k} {v}" for k, v in record["entries"].items()))
+        print(json.dumps(audit.values(e["reply"]), indent=2))
+    return 0
+
+
+def cmd_replies(party: Party, args) -> int:
+    waiting = egress.ReplyDesk(party.state_dir).pending()
+    print(table([[w["reply"], w["job"][:12], _when(w["at"]), str(w["bytes"]), _keys(w["records"]),
+                  str(w["suppressed"])] for w in waiting],
+                ["REPLY", "JOB", "SINCE (UTC)", "BYTES", "RECORDS", "SUPPRESSED"]) if waiting else "no reply waits")
+    return 0
+
+
+def _decide(party: Party, reply: str, decision: str, reason: str = "") -> dict:
+    try:
+        return egress.ReplyDesk(party.state_dir).decide(reply, decision, reason)
+    except KeyError as e:
+        raise jobs.JobError(str(e).strip("'\"")) from None
+
+
+def cmd_release(party: Party, args) -> int:
+    _decide(party, args.reply, "released")
+    print(f"reply {args.reply} released: it goes to the DS")
+    return 0
+
+
+def cmd_withhold(party: Party, args) -> int:
+    _decide(party, args.reply, "withheld", args.reason.strip())
+    print(f"reply {args.reply} withheld: the job fails with your reason")
+    return 0
+
+
 def add_commands(sub) -> None:
+    sp = sub.add_parser("audit", help="every reply that left this datasite")
+    sp.add_argument("job", nargs="?")
+    sp.add_argument("--show", action="store_true", help="print each reply's values")
+    sp.set_defaults(fn=cmd_audit)
+    sub.add_parser("replies", help="replies waiting for a person").set_defaults(fn=cmd_replies)
+    sp = sub.add_parser("release", help="let a waiting reply go")
+    sp.add_argument("reply")
+    sp.set_defaults(fn=cmd_release)
+    sp = sub.add_parser("withhold", help="refuse a waiting reply, with a reason")
+    sp.add_argument("reply")
+    sp.add_argument("--reason", required=True)
+    sp.set_defaults(fn=cmd_withhold)
     sub.add_parser("jobs", help="list every job").set_defaults(fn=cmd_jobs)
     for name, fn, text in (("show", cmd_show, "show a job's code"), ("approve", cmd_approve, "approve a job")):
         sp = sub.add_parser(name, help=text)

@@ -1,30 +1,33 @@
-"""The data owner's job runner: the policy (or a person) decides, approved jobs run.
+"""The data owner's job runner: the policy (or a person) decides, approved jobs run confined.
 
-A job runs only when its stored status is `approved` (syft-rds 0.4.0's own
-`run_private` would run a pending job too). It runs in this container's
-environment (`python <entrypoint>`, no fresh venv), from a copy of its code
-outside the synced tree, in a process session of its own, with a time limit; at
-the end everything it started is stopped. Its output and logs stay in the owner's
-state folder.
+A job runs only when its stored status is `approved` (syft-rds 0.4.0's own `run_private`
+would run a pending job too). It runs in the owner's executor container (`executor`: no
+network, no credentials, read-only code and data, limits), from copies of its code and of the
+private data on the jobs volume, the only thing the two containers share. Its Flower traffic
+goes through this process (`relay`): the job's replies pass the owner's rules and the audit
+before they are encrypted for the DS. Its logs stay in the owner's state folder.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-import sys
+import threading
 import time
 from pathlib import Path
 
-from federation.common.processes import run_in_own_session
-from federation.common.settings import Policy, child_environment
+from federation.common.files import atomic_write_json, read_json
+from federation.common.settings import EgressRules, Policy
 from federation.common.statuses import JobStatus
 from federation.owner import jobs
 from federation.owner.policy import Decision, Verdict, decide
+from federation.owner.relay import Relay
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE = 2.0  # s between SIGTERM and SIGKILL for what a job leaves running
+PICK_UP = 60.0  # s for the executor to start a job before it counts as not there
+STOP_WAIT = 20.0  # s for the executor to end a job once asked
 
 
 class NotApproved(RuntimeError):
@@ -42,14 +45,46 @@ def last_error(stderr_log: Path) -> str:
     return f"{reason[:300]} (log on the owner: {stderr_log})"
 
 
+def read_only_copy(source: Path, dest: Path) -> None:
+    """Copy a tree the job may read but not change (it runs as another uid)."""
+    shutil.copytree(source, dest)
+    for root, dirs, files in os.walk(dest, topdown=False):
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o444)
+        os.chmod(root, 0o555)
+
+
+def app_name_of(code_dir: Path) -> str:
+    import tomllib
+
+    try:
+        with open(code_dir / "pyproject.toml", "rb") as f:
+            return tomllib.load(f)["tool"]["syft_flwr"]["app_name"]
+    except (OSError, KeyError, ValueError) as e:
+        raise JobFailed(f"the job's code is not a bootstrapped syft_flwr app (pyproject.toml: {e})") from None
+
+
 class Runner:
-    def __init__(self, rds, sync, policy: Policy, state_dir: Path, job_timeout: float):
+    def __init__(self, rds, sync, policy: Policy, state_dir: Path, job_timeout: float,
+                 jobs_dir: Path = Path("/jobs"), egress: EgressRules = EgressRules(), relay=Relay):
         self.rds = rds  # the owner's admin RDS session
         self.sync = sync  # federation.common.syftbox.SyncClient
         self.policy = policy
         self.records = jobs.Records(state_dir)
-        self.jobs_dir = self.records.root
+        self.logs_dir = self.records.root
+        self.state_dir = state_dir
         self.job_timeout = job_timeout
+        self.executor_jobs = jobs_dir  # shared with the executor, and nothing else
+        self.egress = egress
+        self.relay = relay  # carries the job's Flower traffic (tests: one without any)
+
+    def heartbeat(self) -> None:
+        """The executor stops a job when this goes stale: nobody would carry its replies."""
+        beat = self.executor_jobs / "heartbeat"
+        try:
+            beat.touch()
+        except OSError as e:
+            log.debug("no heartbeat: %s", e)
 
     def serve_forever(self, poll: float = 1.0) -> None:
         self.close_interrupted()
@@ -59,6 +94,7 @@ class Runner:
                                                       if p.pinned_hashes else "") + f"; others {p.otherwise}")
         while True:
             self.sync.check_alive()
+            self.heartbeat()
             self.serve_once()
             time.sleep(poll)
 
@@ -85,6 +121,10 @@ class Runner:
             if jobs.status(job) is JobStatus.RUNNING:
                 log.warning("job %s was running when this owner stopped: marking it failed", job.uid.hex[:8])
                 self._fail(job, "interrupted: the data owner restarted while the job ran")
+        # ... and its folder on the jobs volume must not start (or go on) in the executor
+        for left in (p for p in self.executor_jobs.glob("*") if p.is_dir() and self.executor_jobs.is_dir()):
+            (left / "stop").touch()
+            self.keep_and_clear(left, self.logs_dir / left.name)
 
     def review(self, job) -> None:
         """Decide once per job; a job left pending waits for a person."""
@@ -108,41 +148,111 @@ class Runner:
         if jobs.status(job) is not JobStatus.APPROVED:
             raise NotApproved(f"job {job.uid.hex} has status {job.status.value}; only approved jobs run")
         user_code = self.rds.user_code.get(uid=job.user_code_id)
-        entrypoint = user_code.entrypoint
-        if not (Path(user_code.local_dir) / entrypoint).is_file():
-            raise JobFailed(f"the job has no {entrypoint} (its entrypoint) in its code")
+        code = Path(user_code.local_dir)
+        if not (code / user_code.entrypoint).is_file():
+            raise JobFailed(f"the job has no {user_code.entrypoint} (its entrypoint) in its code")
+        app_name = app_name_of(code)
         data_dir = Path(self.rds.dataset.get(name=job.dataset_name).get_private_path())
-        out = self.jobs_dir / job.uid.hex
-        (out / "output").mkdir(parents=True, exist_ok=True)
-        # The submitted code lives in the synced tree, readable by its submitter: run a copy
-        # outside it, so nothing the job writes next to its code can sync anywhere.
-        code_dir = out / "code"
-        shutil.rmtree(code_dir, ignore_errors=True)
-        shutil.copytree(user_code.local_dir, code_dir)
+        logs = self.logs_dir / job.uid.hex
+        logs.mkdir(parents=True, exist_ok=True)
+        job_dir = self.prepare(job.uid.hex, code, data_dir)
         self.sync.wait_for_public_key(job.created_by, timeout=60)
 
         self.rds.job.update_job_status(job.get_update_for_in_progress(), job)
-        log.info("job %s running on private data (%s)", job.uid.hex[:8], code_dir / entrypoint)
-        env = child_environment(
-            SYFTBOX_CLIENT_CONFIG_PATH=str(self.sync.party.config_path),
-            DATA_DIR=str(data_dir), OUTPUT_DIR=str(out / "output"), CODE_DIR=str(code_dir),
-            PYTHONDONTWRITEBYTECODE="1",
-        )
+        log.info("job %s running confined on private data (executor: %s)", job.uid.hex[:8], job_dir)
         started = time.time()
-        code, _ = run_in_own_session([sys.executable, entrypoint], env=env, cwd=code_dir,
-                                     stdout=out / "stdout.log", stderr=out / "stderr.log",
-                                     timeout=self.job_timeout, grace=STOP_GRACE)
-        if code is None:
-            code, error = -1, f"stopped after the owner's limit of {self.job_timeout:g} s"
+        status_file = job_dir / "run" / "status.json"
+
+        def ended() -> str | None:
+            status = read_json(status_file) or {}
+            if status.get("state") != "done":
+                return None
+            return status.get("reason") or f"exit code {status.get('code')}"
+
+        relay = self.relay(app_name, job_dir, job.uid.hex, self.egress, self.state_dir, ended,
+                           round_timeout=self.job_timeout)
+        thread = threading.Thread(target=relay.serve, name=f"relay-{job.uid.hex[:8]}", daemon=True)
+        thread.start()
+        atomic_write_json(job_dir / "spec.json", {"job": job.uid.hex, "timeout": self.job_timeout})
+        try:
+            status = self.supervise(job_dir, relay, started)
+        finally:
+            relay.stop()
+            thread.join(timeout=10)
+            self.keep_and_clear(job_dir, logs)
+        code_ = status.get("code")
+        if relay.refused:
+            code_, error = 1, f"reply refused: {relay.refused}"
+        elif code_ == 0 and status.get("reason") is None:
+            error = None
         else:
-            error = None if code == 0 else f"exit code {code}: {last_error(out / 'stderr.log')}"
-        update = job.get_update_for_return_code(return_code=code, error_message=error)
+            reason = status.get("reason") or f"exit code {code_}: {last_error(logs / 'stderr.log')}"
+            code_, error = (code_ if code_ not in (0, None) else 1), reason
+        update = job.get_update_for_return_code(return_code=code_, error_message=error)
+        note = None
+        if error is None and relay.suppressed:
+            note = (f"{relay.suppressed} small count(s) sent as 0 (counts below k={self.egress.small_count_k}, "
+                    "the owner's small-count rule)")
+            update.error_message = job.error_message = note
         self.rds.job.update_job_status(update, job)
-        self.records.update(job, "run", {"return_code": code, "error": error,
+        self.records.update(job, "run", {"return_code": code_, "error": error,
                                          "seconds": round(time.time() - started, 1)})
-        (log.info if code == 0 else log.error)(
-            "job %s finished: %s", job.uid.hex[:8], "ok" if code == 0 else error
-        )
+        self.records.update(job, "egress", {"replies": relay.replies, "suppressed": relay.suppressed,
+                                            "refused": relay.refused})
+        (log.info if code_ == 0 else log.error)(
+            "job %s finished: %s", job.uid.hex[:8], "ok" + (f" ({note})" if note else "") if code_ == 0 else error)
+
+    def prepare(self, uid: str, code: Path, data_dir: Path) -> Path:
+        """The job's folder on the jobs volume: code and data it can only read, the folders it
+        may write, the inbox only this runner writes."""
+        job_dir = self.executor_jobs / uid
+        if job_dir.exists():
+            shutil.rmtree(job_dir, ignore_errors=True)
+        job_dir.mkdir(parents=True)
+        read_only_copy(code, job_dir / "code")
+        read_only_copy(data_dir, job_dir / "data")
+        (job_dir / "inbox").mkdir()
+        for name in ("outbox", "output", "work", "run"):
+            (job_dir / name).mkdir()
+            os.chmod(job_dir / name, 0o777)  # the executor's uid writes here
+        return job_dir
+
+    def keep_and_clear(self, job_dir: Path, logs: Path) -> None:
+        """The job's logs and outputs go to the owner's state; its folder leaves the jobs volume,
+        so the next job (perhaps another DS's) finds nothing of it there."""
+        logs.mkdir(parents=True, exist_ok=True)
+        for name in ("stdout.log", "stderr.log"):
+            log_file = job_dir / "run" / name
+            if log_file.is_file() and not log_file.is_symlink():  # a link would point into this container
+                shutil.copyfile(log_file, logs / name)
+        if (job_dir / "output").is_dir() and not (job_dir / "output").is_symlink():
+            shutil.rmtree(logs / "output", ignore_errors=True)
+            shutil.copytree(job_dir / "output", logs / "output", symlinks=True)
+        for name in ("code", "data"):
+            for root, dirs, _files in os.walk(job_dir / name):
+                os.chmod(root, 0o755)
+        shutil.rmtree(job_dir, ignore_errors=True)
+
+    def supervise(self, job_dir: Path, relay: Relay, started: float) -> dict:
+        """Until the job has ended: the executor's final status."""
+        status_file = job_dir / "run" / "status.json"
+        asked_stop = None
+        while True:
+            self.heartbeat()
+            status = read_json(status_file) or {}
+            if status.get("state") == "done":
+                return status
+            now = time.time()
+            if not status and now - started > PICK_UP:
+                (job_dir / "stop").touch()
+                return {"code": None, "reason": f"the executor did not start the job within {PICK_UP:g} s "
+                                                "(is this owner's executor container running?)"}
+            if asked_stop is None and (relay.stopping or now - started > self.job_timeout + 30):
+                (job_dir / "stop").touch()  # the DS's stop signal, a refused reply, or out of time
+                asked_stop = now
+            if asked_stop is not None and now - asked_stop > STOP_WAIT:
+                return {"code": None, "reason": "the executor did not end the job when asked"}
+            time.sleep(0.2)
 
     def _fail(self, job, error: str) -> None:
         self.records.update(job, "run", {"return_code": None, "error": error})

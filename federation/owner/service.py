@@ -121,4 +121,5 @@ def serve(settings: OwnerSettings, sync: SyncClient, private_dir: Path, table: d
     publish(rds, settings, private_dir, table)
 
     health.report("ready", f"serving {settings.dataset}")
-    Runner(rds, sync, settings.policy, settings.party.state_dir, settings.job_timeout).serve_forever()
+    Runner(rds, sync, settings.policy, settings.party.state_dir, settings.job_timeout,
+           jobs_dir=settings.jobs_dir, egress=settings.egress).serve_forever()

@@ -19,6 +19,7 @@ from pathlib import Path
 from federation.common import health
 from federation.common.kit import KitError, load_kit
 from federation.common.settings import ScientistSettings
+from federation.common.statuses import JobStatus
 from federation.common.syftbox import SyncClient, point_libraries_at
 from federation.scientist.errors import WorkflowError
 from federation.scientist.flower_server import run_server
@@ -176,6 +177,8 @@ def submit_only(watch_seconds: float) -> int:
         while time.monotonic() < deadline:
             for o in owners:
                 refresh(o)
+            if all((status := JobStatus.of(o.status)) is not None and status.ended for o in owners):
+                break  # nothing more will change
             time.sleep(1)
     except (WorkflowError, TimeoutError) as e:
         log.error("%s", e)

@@ -56,6 +56,8 @@ def docker_setup(results_dir: Path):
     os.environ["RESULTS_PORT"] = str(free_port())
     os.environ["NOTEBOOK_PORT"] = str(free_port())  # ds publishes the notebook's port too
     os.environ["SYNC_PORT"] = str(free_port())  # the sync server's, for the remote owner
+    # Small disk limits for the executors, so the disk-filling job hits them at once.
+    os.environ["JOB_DISK_MB"], os.environ["JOB_FILE_MB"] = "64", "32"
     # Volumes of an earlier, interrupted session would hold its datasites: start clean.
     compose("down", "-v", "--remove-orphans")
     # --wait: returns once every service is healthy; the DS is healthy once its run succeeded.

@@ -137,25 +137,58 @@ FEATURES = ["Pregnancies", "Glucose", "BloodPressure", "SkinThickness", "Insulin
 ZERO_IS_MISSING = {"Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI"}
 
 
-def assert_aggregate_matches(aggregate: dict, csv_files: list[Path]) -> None:
-    """aggregate.json equals what numpy computes here from the owners' private CSVs."""
+def assert_aggregate_matches(aggregate: dict, csv_files: list[Path], k: int | None = None) -> None:
+    """aggregate.json equals what numpy computes here from the owners' private CSVs, after each
+    owner's small-count rule (counts 1..k-1 of that owner's reply sent as 0; k: the default
+    SMALL_COUNT_K). Each owner's files are in a folder of their own (the `private_csvs` fixture)."""
     import numpy as np
     import pandas as pd
     import pytest
 
-    private = pd.concat([pd.read_csv(p) for p in csv_files])
+    from federation.common.settings import EgressRules
+
+    k = EgressRules().small_count_k if k is None else k
+    shown = lambda n: 0 if 0 < n < k else n  # noqa: E731
+    owners: dict[Path, list[Path]] = {}
+    for p in csv_files:
+        owners.setdefault(p.parent, []).append(p)
+    tables = [pd.concat([pd.read_csv(p) for p in files]) for files in owners.values()]
     assert set(aggregate["features"]) == set(FEATURES)
     for feature in FEATURES:
         edges = np.array(aggregate["features"][feature]["bin_edges"])
         for outcome in (0, 1):
-            values = private.loc[private["Outcome"] == outcome, feature]
-            missing = values.isna() | ((values == 0) if feature in ZERO_IS_MISSING else False)
-            kept = values[~missing].to_numpy(dtype=float)
+            hist, count, missing, total = np.zeros(len(edges) - 1, dtype=int), 0, 0, 0.0
+            for private in tables:
+                values = private.loc[private["Outcome"] == outcome, feature]
+                gone = values.isna() | ((values == 0) if feature in ZERO_IS_MISSING else False)
+                kept = values[~gone].to_numpy(dtype=float)
+                hist += [shown(int(n)) for n in np.histogram(kept, bins=edges)[0]]
+                count, missing, total = count + shown(len(kept)), missing + shown(int(gone.sum())), total + kept.sum()
             got = aggregate["features"][feature]["by_outcome"][str(outcome)]
-            assert got["hist"] == np.histogram(kept, bins=edges)[0].tolist(), (feature, outcome)
-            assert got["count"] == len(kept), (feature, outcome)
-            assert got["missing"] == int(missing.sum()), (feature, outcome)
-            assert got["mean"] == pytest.approx(kept.mean()), (feature, outcome)
+            assert got["hist"] == hist.tolist(), (feature, outcome)
+            assert got["count"] == count, (feature, outcome)
+            assert got["missing"] == missing, (feature, outcome)
+            assert got["mean"] == pytest.approx(total / count if count else 0.0), (feature, outcome)
+
+
+def private_lines(private_csvs) -> str:
+    lines = []
+    for files in private_csvs.values():
+        for path in files:
+            lines += path.read_text().splitlines()[1:]
+    assert len(lines) == 768
+    return "\n".join(lines) + "\n"
+
+
+def grep_rows(service: str, root: str, patterns: str) -> list[str]:
+    """Files under `root` in `service` holding any of the private rows, whole lines."""
+    # The demo's "private" rows are shares of the public Pima file, which the DS may hold
+    # (for its Flower simulation): that one file is not a leak.
+    result = exec_in(service, "grep", "-rlFx", "--exclude-dir=proc", "--exclude-dir=sys",
+                     "--exclude-dir=dev", "--exclude=pima-indians-diabetes.csv", "-f", "/dev/stdin", root,
+                     user="root", input=patterns, check=False)
+    assert result.returncode in (0, 1), result.stderr
+    return result.stdout.split()
 
 
 def result_line(output: str) -> dict:
@@ -174,7 +207,14 @@ def invite(email: str, *args: str) -> str:
 def write_kit(path: Path, kit: str) -> Path:
     path.write_text(kit)
     path.chmod(0o644)  # readable by the image's uid 1000
+    path.parent.chmod(0o755)
     return path
+
+
+def as_party(email: str, folder: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(env, volumes) for a one-off container (`start_once`) acting as `email`, with its own kit."""
+    kit = write_kit(folder / f"{email}.kit", invite(email))
+    return {"SYFTBOX_EMAIL": email, "KIT_FILE": "/run/other-kit/kit.json"}, {str(kit): "/run/other-kit/kit.json:ro"}
 
 
 def start_owner(name: str, email: str, private_dir: Path, start_period: str = "120s", kit: Path | None = None,
@@ -190,13 +230,29 @@ def start_owner(name: str, email: str, private_dir: Path, start_period: str = "1
         kit = write_kit(private_dir.parent / f"{name}.kit", invite(email))
     env_args = [a for k, v in ({"SYFTBOX_EMAIL": email, "SYFTBOX_SYNC_INTERVAL": "0.5"} | env).items()
                 for a in ("-e", f"{k}={v}")]
+    # its executor first, as compose.do.yaml runs it: no network, nothing but the jobs volume
+    subprocess.run(["docker", "run", "-d", "--name", f"{name}-executor", *EXECUTOR_ARGS,
+                    "-v", f"{name}-jobs:/jobs", "federation:latest", "executor"],
+                   check=True, capture_output=True, text=True)
     subprocess.run(
         ["docker", "run", "-d", "--name", name, "--network", network or f"{PROJECT}_default",
          "--health-interval", "1s", "--health-start-period", start_period, "--health-retries", "2",
-         *docker_args, *env_args, "-v", f"{private_dir}:/data/private:ro",
+         *docker_args, *env_args, "-v", f"{private_dir}:/data/private:ro", "-v", f"{name}-jobs:/jobs",
          "-v", f"{kit}:/run/federation/kit/kit.json:ro", "federation:latest", "do"],
         check=True, capture_output=True, text=True)
     return name
+
+
+# What compose.yaml's x-executor says, for `docker run`.
+EXECUTOR_ARGS = ("--network", "none", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+                 "--memory", "2g", "--memory-swap", "2g", "--pids-limit", "256", "--tmpfs", "/tmp:size=64m",
+                 "-u", "1001:1001")
+
+
+def stop_owner(name: str) -> None:
+    """Remove an owner `start_owner` started, its executor and its jobs volume."""
+    subprocess.run(["docker", "rm", "-f", name, f"{name}-executor"], capture_output=True)
+    subprocess.run(["docker", "volume", "rm", "-f", f"{name}-jobs"], capture_output=True)
 
 
 def health(container: str) -> dict:

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.integration.helpers import (PROJECT, ds_finish, ds_start, exec_in, health, run_once, start_owner)
+from tests.integration.helpers import (PROJECT, ds_finish, ds_start, exec_in, health, run_once, start_owner, stop_owner)
 
 HEADER = "Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome"
 GOOD_ROW = "6,148,72,35,0,33.6,0.627,50,1"
@@ -41,7 +41,7 @@ def test_owner_with_bad_private_csv_publishes_nothing_and_is_unhealthy(stack, tm
         assert len(lines) == 1 and message in lines[0], logs
         assert "Traceback" not in logs
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        stop_owner(name)
     # It never reached the network: no datasite of that name on the sync server.
     assert "bad@openmined.org" not in exec_in("syftbox", "ls", "/home/syft/server/snapshot").stdout.split()
 

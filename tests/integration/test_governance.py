@@ -16,7 +16,7 @@ from federation.common.codehash import code_hash
 from federation.scientist.steps import bootstrap_copy
 from tests.conftest import REPO_ROOT
 from tests.integration.helpers import (PROJECT, assert_aggregate_matches, compose, datasite, docker_exec, ds_finish,
-                                       ds_start, ds_stop, exec_in, jobs_table, result_line, start_owner, wait_for_job,
+                                       ds_start, ds_stop, exec_in, jobs_table, result_line, start_owner, stop_owner, wait_for_job,
                                        wait_healthy)
 
 DS = "ds@openmined.org"
@@ -37,7 +37,7 @@ def do3(stack, tmp_path_factory, pima_csv):
         wait_healthy(name)
         yield name, private
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        stop_owner(name)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def do5(stack, tmp_path_factory, pima_csv):
         wait_healthy(name)
         yield name
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        stop_owner(name)
 
 
 def test_person_approves_on_a_standalone_owner_and_the_aggregate_covers_its_rows(
@@ -150,14 +150,14 @@ def test_auto_approval_pinned_to_a_code_hash(stack, do5, tmp_path, pima_csv):
             assert time.monotonic() < deadline, row
             time.sleep(1)
         assert row["CODE HASH"] == pinned[:16]
-        assert row["WHY"] == "stopped after the owner's limit of 5 s"
+        assert row["WHY"] == "stopped after the owner's limit of 5 s (JOB_TIMEOUT)"
         decision = json.loads(docker_exec(name, "cat", f"/home/syft/federation/state/jobs/{genuine['job']}/runner.json").stdout)
         assert decision["decision"]["approve"] is True and "code hash" in decision["decision"]["reason"]
         rejected_row = {r["ID"]: r for r in jobs_table(name)}[other["job"][:12]]
         assert rejected_row["STATUS"] == "rejected" and rejected_row["CODE HASH"] != pinned[:16]
         assert "not one of the owner's approved hashes" in rejected_row["WHY"]
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        stop_owner(name)
 
 
 def test_data_scientist_sees_where_its_jobs_stand(stack):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import time
@@ -13,8 +12,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.integration.helpers import (DATASITES, PROJECT, assert_aggregate_matches, compose, docker_exec, ds_finish,
-                                       ds_start, exec_in, invite, jobs_table, run_once, start_owner, wait_healthy,
-                                       write_kit)
+                                       ds_start, exec_in, invite, jobs_table, run_once, start_owner, stop_owner,
+                                       wait_healthy, write_kit)
 
 INTRUDER = Path(__file__).with_name("intruder.py")
 MALLORY = "mallory@evil.org"
@@ -159,7 +158,7 @@ def test_a_bad_kit_stops_the_owner_at_start_with_one_line_naming_it(stack, tmp_p
             if code != "2" or message not in last or "Traceback" in logs.stderr:
                 failures.append(f"{case}: exit {code}, last line {last!r}")
         finally:
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+            stop_owner(name)
     assert not failures, "\n".join(failures)
     # none of them reached the network
     assert "badkit@openmined.org" not in exec_in("syftbox", "ls", "/home/syft/server/snapshot").stdout.split()
@@ -200,7 +199,7 @@ def test_a_remote_owner_joins_through_the_published_port_and_counts(stack, priva
         files = [p for owner_files in private_csvs.values() for p in owner_files] + [private / "ward.csv"]
         assert_aggregate_matches(aggregate, files)
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        stop_owner(name)
         subprocess.run(["docker", "network", "rm", network], capture_output=True)
 
 

@@ -71,7 +71,8 @@ def test_bad_jobs_end_with_their_reason_and_the_owner_serves_the_next(stack, tmp
 
     seen = job_status_seen_by_ds(owner, syntax["job"], ENDED)
     assert seen["status"] == "job_run_failed"
-    assert seen["reason"].startswith("exit code 1: SyntaxError: ") and "stderr.log" in seen["reason"]
+    # not a Flower app at all: refused before it reaches the executor
+    assert seen["reason"].startswith("the job's code is not a bootstrapped syft_flwr app"), seen
     seen = job_status_seen_by_ds(owner, unknown["job"], ENDED)
     assert seen == {"status": "rejected",
                     "reason": f"no dataset named 'cancer-registry' on this datasite (it has: {DATASET})"}
@@ -146,6 +147,12 @@ def test_owner_killed_mid_round_is_listed_missing_and_joins_the_next_run(stack, 
     assert_aggregate_matches(aggregate, private_csvs["do1"] + private_csvs["do2"])
     record = RunRecord.from_json(json.loads(exec_in("ds", "cat", "/tmp/results-killed/run.json").stdout))
     assert record.status == "ok" and record.missing_datasites == [victim]
+    # Its executor stopped the job once the owner's heartbeat went quiet: nobody carries its replies.
+    deadline = time.monotonic() + 60
+    while "runner went away" not in (ended := exec_in(f"{victim_service}-executor", "sh", "-c",
+                                                       "cat /jobs/*/run/status.json", check=False).stdout):
+        assert time.monotonic() < deadline, ended
+        time.sleep(1)
 
     # Restarted, the owner closes the job it was killed in and takes part in the next run.
     subprocess.run(["docker", "start", victim_cid], check=True, capture_output=True)
@@ -202,7 +209,8 @@ def test_down_and_up_keeps_datasets_keys_jobs_and_results(stack, results_dir):
     keys = {s: exec_in(s, "sha256sum", f"/home/syft/federation/SyftBox/datasites/{e}/public/did.json").stdout
             for s, e in OWNERS.items()}
     jobs = {s: {r["ID"]: r["STATUS"] for r in jobs_table(container(s))} for s in OWNERS}
-    history_before = len(list((results_dir / "history").iterdir()))
+    history = results_dir / "history"
+    history_before = len(list(history.iterdir())) if history.is_dir() else 0
     stopped = time.time()
 
     compose("down")  # volumes kept
@@ -215,7 +223,11 @@ def test_down_and_up_keeps_datasets_keys_jobs_and_results(stack, results_dir):
         assert exec_in(service, "sha256sum", f"/home/syft/federation/SyftBox/datasites/{email}/public/did.json"
                        ).stdout == keys[service]
         now = {r["ID"]: r["STATUS"] for r in jobs_table(container(service))}
-        assert {i: now[i] for i in jobs[service]} == jobs[service]  # every earlier job, status as it was
+        # every earlier job, status as it was; one still running then (an abandoned run's, or
+        # one closing) was interrupted by the down: the owner says so after the up
+        for job_id, status in jobs[service].items():
+            assert now[job_id] == status or (status == "job_in_progress" and now[job_id] == "job_run_failed"), \
+                (service, job_id, status, now[job_id])
         assert len(now) == len(jobs[service]) + 1  # plus the new run's
         published = subprocess.run(["docker", "logs", container(service)], capture_output=True, text=True).stdout
         assert f"dataset {DATASET} already published" in published

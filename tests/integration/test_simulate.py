@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.integration.helpers import (DATASET, DATASITES, FEATURES, ds_finish, ds_start, exec_in, finish_once,
-                                       result_line, run_once, start_once)
+from tests.integration.helpers import (DATASET, DATASITES, FEATURES, as_party, ds_finish, ds_start, exec_in,
+                                       finish_once, result_line, run_once, start_once)
 
 MOCK_ROWS_PROBE = """
 import json, sys, pandas as pd, syft_rds
@@ -81,11 +81,12 @@ def test_simulate_runs_flower_and_syft_flwr_offline(stack, results_dir, pima_csv
     assert exec_in("ds", "python", "-c", SIMULATION_PROCESSES).stdout == ""
 
 
-def test_simulate_starts_its_own_client_where_no_synced_folder_has_the_datasets(stack):
-    # Another identity on an empty home: a second client for the DS's own would fight the ds's.
-    code, output = finish_once(start_once("ds", "simulate", env={
-        "SYFTBOX_EMAIL": "rehearsal@openmined.org", "FEDERATION_HOME": "/tmp/rehearsal",
-        "RESULTS_DIR": "/tmp/rehearsal-results"}), timeout=900)
+def test_simulate_starts_its_own_client_where_no_synced_folder_has_the_datasets(stack, tmp_path):
+    # Another identity (with its own kit) on an empty home: a second client for the DS's own
+    # would fight the ds's.
+    env, volumes = as_party("rehearsal@openmined.org", tmp_path)
+    code, output = finish_once(start_once("ds", "simulate", env=env | {
+        "FEDERATION_HOME": "/tmp/rehearsal", "RESULTS_DIR": "/tmp/rehearsal-results"}, volumes=volumes), timeout=900)
     assert code == 0, output[-6000:]
     assert "not in the DS's synced folder: starting a SyftBox client" in output
     result = result_line(output)

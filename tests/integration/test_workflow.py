@@ -7,8 +7,8 @@ import time
 
 from PIL import Image
 
-from tests.integration.helpers import (DATASET, DATASITES, FEATURES, OWNERS, assert_aggregate_matches, compose, exec_in,
-                                       result_line, run_once)
+from tests.integration.helpers import (DATASET, DATASITES, FEATURES, OWNERS, as_party, assert_aggregate_matches,
+                                       compose, exec_in, finish_once, grep_rows, private_lines, result_line, start_once)
 
 
 def test_aggregate_equals_histograms_of_both_owners_private_data(stack, results_dir, private_csvs):
@@ -54,36 +54,16 @@ def test_data_scientist_is_a_guest_refused_the_private_path(stack):
         assert seen[email]["mock_files"] == ["mock.csv"]
 
 
-def _private_lines(private_csvs) -> str:
-    lines = []
-    for files in private_csvs.values():
-        for path in files:
-            lines += path.read_text().splitlines()[1:]
-    assert len(lines) == 768
-    return "\n".join(lines) + "\n"
-
-
-def _grep_rows(service: str, root: str, patterns: str) -> list[str]:
-    """Files under `root` in `service` holding any of the private rows, whole lines."""
-    # The demo's "private" rows are shares of the public Pima file, which the DS may hold
-    # (for its Flower simulation): that one file is not a leak.
-    result = exec_in(service, "grep", "-rlFx", "--exclude-dir=proc", "--exclude-dir=sys",
-                     "--exclude-dir=dev", "--exclude=pima-indians-diabetes.csv", "-f", "/dev/stdin", root,
-                     user="root", input=patterns, check=False)
-    assert result.returncode in (0, 1), result.stderr
-    return result.stdout.split()
-
-
 def test_no_private_row_reaches_the_sync_server_or_the_data_scientist(stack, private_csvs):
-    patterns = _private_lines(private_csvs)
+    patterns = private_lines(private_csvs)
     # The search works: each owner's own container holds its rows.
-    assert _grep_rows("do1", "/home/syft/federation", patterns)
-    assert _grep_rows("syftbox", "/home/syft/server", patterns) == []
-    assert _grep_rows("ds", "/", patterns) == []
+    assert grep_rows("do1", "/home/syft/federation", patterns)
+    assert grep_rows("syftbox", "/home/syft/server", patterns) == []
+    assert grep_rows("ds", "/", patterns) == []
 
 
 def test_mock_data_holds_no_real_row(stack, private_csvs, tmp_path):
-    real = set(_private_lines(private_csvs).splitlines())
+    real = set(private_lines(private_csvs).splitlines())
     for service, email in OWNERS.items():
         compose("cp", f"ds:/home/syft/federation/SyftBox/datasites/{email}/public/datasets/{DATASET}/.",
                 str(tmp_path / service))
@@ -110,9 +90,11 @@ def test_results_are_served_over_http(stack, results_dir):
     assert all(f'src="/figures/{feature}.png?v=' in page for feature in FEATURES)  # more: test_results_page
 
 
-def test_job_from_a_submitter_not_on_the_allowlist_never_runs(stack):
-    code, output = run_once("ds", "submit", "15", env={
-        "SYFTBOX_EMAIL": "intruder@example.org", "FEDERATION_HOME": "/tmp/intruder"})
+def test_job_from_a_submitter_not_on_the_allowlist_never_runs(stack, tmp_path):
+    # a party the operator invited (it has a kit), whom no owner trusts
+    env, volumes = as_party("intruder@example.org", tmp_path)
+    code, output = finish_once(start_once("ds", "submit", "15", env=env | {"FEDERATION_HOME": "/tmp/intruder"},
+                                          volumes=volumes))
     assert code == 0, output
     jobs = result_line(output)
     for service, email in OWNERS.items():

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import enum
 import json
+import sys
 import textwrap
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from federation.common.settings import Party, Policy, ScientistSettings
+from federation.owner import executor
 from federation.owner.runner import Runner
 
 DS = "ds@openmined.org"
@@ -161,6 +165,26 @@ class FakeSync:
         self.alive_checks += 1
 
 
+class NoTraffic:
+    """A relay for jobs that send no Flower message: done when the job has ended."""
+
+    def __init__(self, app_name, job_dir, job_id, rules, state_dir, job_ended, round_timeout=0):
+        self.job_ended, self.refused, self.suppressed, self.replies = job_ended, None, 0, 0
+        self.finished = threading.Event()
+
+    def serve(self):
+        while self.job_ended() is None and not self.finished.is_set():
+            time.sleep(0.05)
+        self.finished.set()
+
+    @property
+    def stopping(self):
+        return self.finished.is_set()
+
+    def stop(self):
+        self.finished.set()
+
+
 ALLOWLIST = ["ds@openmined.org"]
 
 GOOD_MAIN = """
@@ -201,7 +225,10 @@ time.sleep(5)
 
 
 class World:
-    """A runner over fake rds/sync, with real code folders and real subprocesses."""
+    """A runner over fake rds/sync, with real code folders and real subprocesses, and the real
+    executor loop in a thread (running each job's main.py: these jobs send no Flower message)."""
+
+    instances: list["World"] = []  # closed after each test (tests/unit/owner/conftest.py)
 
     def __init__(self, tmp_path: Path, job_timeout: float = 20, policy: Policy | None = None):
         self.tmp = tmp_path
@@ -213,7 +240,22 @@ class World:
         self.sync = FakeSync()
         self.state = tmp_path / "state"
         self.policy = policy or Policy(mode="auto", allowlist=tuple(ALLOWLIST))
-        self.runner = Runner(self.rds, self.sync, self.policy, self.state, job_timeout)
+        self.jobs = tmp_path / "jobs"  # the volume the owner shares with its executor
+        self.jobs.mkdir()
+        self.runner = Runner(self.rds, self.sync, self.policy, self.state, job_timeout, jobs_dir=self.jobs,
+                             relay=NoTraffic)
+        self._executor_on = True
+        # the real executor loop, in a thread, running each job's main.py instead of the harness
+        self.executor = threading.Thread(
+            target=executor.serve, args=(self.jobs, 64, 16),
+            kwargs={"command": lambda job_dir: [sys.executable, "main.py"], "running": lambda: self._executor_on},
+            daemon=True)
+        self.executor.start()
+        World.instances.append(self)
+
+    def close(self) -> None:
+        self._executor_on = False
+        self.executor.join(timeout=10)
 
     def add_job(self, main_py: str, submitter: str | None = "ds@openmined.org",
                 status: Status = Status.pending_code_review, uid: uuid.UUID | None = None,
@@ -223,6 +265,7 @@ class World:
         code_dir.mkdir(parents=True)
         (code_dir / "main.py").write_text(textwrap.dedent(main_py))
         (code_dir / "helper.txt").write_text("shipped with the code")
+        (code_dir / "pyproject.toml").write_text('[tool.syft_flwr]\napp_name = "ds@openmined.org_app_1"\n')
         for rel, text in (extra_files or {}).items():
             (code_dir / rel).parent.mkdir(parents=True, exist_ok=True)
             (code_dir / rel).write_text(text)
@@ -237,7 +280,12 @@ class World:
         return Path(self.rds.user_code.codes[job.user_code_id].local_dir)
 
     def out(self, job: FakeJob) -> Path:
+        """The runner's record and the job's logs, in the owner's state."""
         return self.state / "jobs" / job.uid.hex
+
+    def job_dir(self, job: FakeJob) -> Path:
+        """The job's folder on the jobs volume: code, data, output."""
+        return self.jobs / job.uid.hex
 
     def record(self, job: FakeJob) -> dict:
         return json.loads((self.out(job) / "runner.json").read_text())

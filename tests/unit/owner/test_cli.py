@@ -105,12 +105,12 @@ def test_cli_show_prints_the_code_and_its_hash(world, cli):
     assert code == 0, err
     digest = code_hash(world.code_dir(job))
     assert digest in out and job.uid.hex in out
-    for rel in ("main.py", "helper.txt", "fed_app/util.py"):
+    for rel in ("main.py", "helper.txt", "pyproject.toml", "fed_app/util.py"):
         text = (world.code_dir(job) / rel).read_text().strip()
         assert f"===== {rel} =====" in out
         assert text in out
     assert "__pycache__" not in out and "compiled" not in out
-    assert out.count("=====") == 2 * 3
+    assert out.count("=====") == 2 * 4  # and pyproject.toml
 
 
 def test_cli_approve(world, cli):

@@ -27,7 +27,9 @@ def test_allowlisted_pending_job_is_approved_and_run(tmp_path):
     assert w.stored(job).error_message is None
     out = w.out(job)
     assert (out / "output" / "runs.txt").read_text() == "7\n"  # the job read the private rows
-    assert f"DATA_DIR={w.private}" in (out / "stdout.log").read_text()
+    # ... from a copy on the jobs volume, gone once the job ended; its log and output are kept
+    assert f"DATA_DIR={w.job_dir(job) / 'data'}" in (out / "stdout.log").read_text()
+    assert not w.job_dir(job).exists()
     rec = w.record(job)
     assert rec["job"] == job.uid.hex and rec["submitter"] == "DS@OpenMined.org"
     assert rec["dataset"] == "pima-indians-diabetes-database"
@@ -63,7 +65,7 @@ def test_pending_job_from_someone_else_is_never_approved_or_run(tmp_path, submit
     assert rec["code_hash"] == code_hash(w.code_dir(job))
     assert "run" not in rec
     assert not (w.out(job) / "output").exists()
-    assert not (w.out(job) / "code").exists()
+    assert not w.job_dir(job).exists()
     assert not (w.code_dir(job) / "scratch.txt").exists()
 
 
@@ -216,12 +218,11 @@ def test_job_runs_from_a_copy_outside_the_code_dir(tmp_path):
     assert w.stored(job).status == Status.job_run_finished
     assert sorted(p.name for p in original.iterdir()) == before  # nothing written next to the code
     assert not (original / "scratch.txt").exists()
-    copy = w.out(job) / "code"
-    assert (copy / "scratch.txt").read_text() == "written next to the code"
-    assert (copy / "helper.txt").read_text() == "shipped with the code"
+    copy = w.job_dir(job) / "code"
     code_env, cwd = (w.out(job) / "output" / "env.txt").read_text().splitlines()
     assert Path(code_env) == copy and Path(cwd).resolve() == copy.resolve()
     assert not copy.resolve().is_relative_to(original.resolve())
+    assert not w.job_dir(job).exists()  # the copy (and what it wrote) left with the job
     assert not list(original.rglob("__pycache__"))
 
 
@@ -293,7 +294,7 @@ def test_pinned_hash_runs_only_the_pinned_code(tmp_path, decisions):
     pinned_hash, other_hash = code_hash(w.code_dir(pinned)), code_hash(w.code_dir(other))
     assert pinned_hash != other_hash
     w.runner = Runner(w.rds, w.sync, Policy(mode="auto", allowlist=(DS,), pinned_hashes=(pinned_hash,)),
-                      w.state, 20)
+                      w.state, 20, jobs_dir=w.jobs, relay=w.runner.relay)
     w.runner.serve_once()
     w.runner.serve_once()
 
@@ -312,3 +313,14 @@ def test_pinned_hash_runs_only_the_pinned_code(tmp_path, decisions):
     assert len(decisions) == 2
 
 
+
+
+def test_a_job_folder_left_on_the_jobs_volume_is_stopped_and_cleared_at_start(tmp_path):
+    w = World(tmp_path)
+    left = w.jobs / "0123abcd"
+    (left / "output").mkdir(parents=True)
+    (left / "output" / "result.txt").write_text("kept")
+    (left / "spec.json").write_text("{}")
+    w.runner.close_interrupted()
+    assert not left.exists()
+    assert (w.state / "jobs" / "0123abcd" / "output" / "result.txt").read_text() == "kept"

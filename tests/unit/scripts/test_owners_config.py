@@ -32,12 +32,17 @@ def test_demo_of_four_adds_two_owners_and_splits_the_public_file_four_ways(tmp_p
     code, config = generate(tmp_path, "--demo", "4")
     assert code == 0
     services = config["services"]
-    assert sorted(services) == ["credentials", "do1", "do2", "do3", "do4", "ds", "notebook"]
+    assert sorted(services) == ["credentials", "do1", "do2", "do3", "do3-executor", "do4", "do4-executor", "ds",
+                                "notebook"]
     assert services["notebook"]["environment"]["DATASITES"] == services["ds"]["environment"]["DATASITES"]
     assert [services[f"do{k}"]["environment"]["DEMO_PARTITION"] for k in range(1, 5)] == ["1/4", "2/4", "3/4", "4/4"]
     assert services["ds"]["environment"]["DATASITES"] == ",".join(f"do{k}@openmined.org" for k in range(1, 5))
     assert sorted(services["ds"]["depends_on"]) == ["do3", "do4"]
-    assert sorted(config["volumes"]) == ["do3-home", "do3-kit", "do4-home", "do4-kit"]
+    assert sorted(config["volumes"]) == ["do3-home", "do3-jobs", "do3-kit", "do4-home", "do4-jobs", "do4-kit"]
+    # each extra owner has its executor, sharing only its jobs volume
+    assert services["do4-executor"] == {"extends": {"file": str(REPO_ROOT / "compose.yaml"), "service": "do1-executor"},
+                                        "volumes": ["do4-jobs:/jobs"]}
+    assert "do4-jobs:/jobs" in services["do4"]["volumes"]
     # each extra owner gets a kit, into a volume only it mounts
     kits = services["credentials"]["volumes"]
     assert "do4-kit:/kits/do4" in kits and f"{tmp_path / 'do4' / 'settings.env'}:/parties/do4.env:ro" in kits
@@ -66,7 +71,7 @@ def test_each_owner_extends_do1_of_compose_yaml_and_restates_only_what_differs(t
     assert do3["environment"] == {"DEMO_PARTITION": "3/3"}
     targets = {v.split(":")[1] for v in do3["volumes"]}
     assert targets <= {v.split(":")[1] for v in base["volumes"]}  # each replaces do1's mount there
-    assert targets == {"/home/syft/federation", "/run/federation/kit", "/data/private"}
+    assert targets == {"/home/syft/federation", "/run/federation/kit", "/jobs", "/data/private"}
 
 
 def test_an_owner_folder_added_by_hand_is_picked_up_and_the_ds_warned_if_it_does_not_ask_it(tmp_path, capsys):
@@ -74,7 +79,7 @@ def test_an_owner_folder_added_by_hand_is_picked_up_and_the_ds_warned_if_it_does
     (tmp_path / "do7" / "settings.env").write_text("SYFTBOX_EMAIL=clinic@hospital.org\nAPPROVAL=manual\n")
     code, config = generate(tmp_path)
     assert code == 0
-    assert sorted(config["services"]) == ["credentials", "do7", "ds"]
+    assert sorted(config["services"]) == ["credentials", "do7", "do7-executor", "ds"]
     assert "environment" not in config["services"]["do7"]  # no demo share: only what the folder says
     assert "environment" not in config["services"]["ds"]  # DATASITES stays the DS's own entry
     assert "do7/ (clinic@hospital.org) runs, but DATASITES" in capsys.readouterr().err

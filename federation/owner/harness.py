@@ -1,0 +1,84 @@
+"""The job itself, inside the executor: the submitted Flower ClientApp, fed message by message.
+
+    python -m federation.owner.harness /jobs/<id>
+
+No SyftBox, no keys, no network: the owner's runner decrypts each Flower message the DS sent
+and drops it into `inbox/NNNN.msg` (Flower's own wire bytes); this loads the ClientApp named
+in the code's `pyproject.toml` (as syft_flwr's client would), answers each message and drops
+the reply into `outbox/NNNN.msg`, where the runner applies the owner's rules before anything
+leaves. A `stop` file (the DS's stop signal, or the runner's) ends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+log = logging.getLogger("federation.harness")
+
+POLL = 0.05
+
+
+def load_client(code_dir: Path):
+    from uuid import uuid4
+
+    from flwr.client.client_app import LoadClientAppError
+    from flwr.common import Context
+    from flwr.common.object_ref import load_app
+    from flwr.common.record import RecordDict
+    from syft_flwr.config import load_flwr_pyproject
+
+    pyproject = load_flwr_pyproject(code_dir)
+    config = pyproject["tool"]["flwr"]["app"]["config"]
+    context = Context(run_id=uuid4().int, node_id=uuid4().int, node_config=config, state=RecordDict(),
+                      run_config=config)
+    app = load_app(pyproject["tool"]["flwr"]["app"]["components"]["clientapp"], LoadClientAppError, code_dir)
+    return app, context
+
+
+def answer(app, context, data: bytes) -> bytes:
+    """The ClientApp's reply to one message, or a Flower error reply saying why it failed."""
+    from flwr.common.constant import ErrorCode
+    from flwr.common.message import Error
+    from flwr.common.record import RecordDict
+    from syft_flwr.serde import bytes_to_flower_message, flower_message_to_bytes
+    from syft_flwr.utils import create_flwr_message
+
+    message = bytes_to_flower_message(data)
+    try:
+        return flower_message_to_bytes(app(message=message, context=context))
+    except Exception as e:
+        log.error("the ClientApp raised: %s", traceback.format_exc())
+        error = Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=f"{type(e).__name__}: {e}")
+        return flower_message_to_bytes(create_flwr_message(
+            content=RecordDict(), reply_to=message, message_type=message.metadata.message_type,
+            dst_node_id=message.metadata.src_node_id, group_id=message.metadata.group_id, error=error))
+
+
+def serve(job_dir: Path) -> int:
+    inbox, outbox = job_dir / "inbox", job_dir / "outbox"
+    app, context = load_client(job_dir / "code")
+    log.info("ClientApp loaded; waiting for messages")
+    done: set[str] = set()
+    while not (job_dir / "stop").exists():
+        for path in sorted(inbox.glob("*.msg")):
+            if path.name in done:
+                continue
+            done.add(path.name)
+            reply = answer(app, context, path.read_bytes())
+            tmp = outbox / f".{path.name}.tmp"
+            tmp.write_bytes(reply)
+            os.replace(tmp, outbox / path.name)
+            log.info("answered %s (%d bytes)", path.name, len(reply))
+        time.sleep(POLL)
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    sys.exit(serve(Path(sys.argv[1])))
