@@ -194,7 +194,7 @@ class Runner:
             note = (f"{relay.suppressed} small count(s) sent as 0 (counts below k={self.egress.small_count_k}, "
                     "the owner's small-count rule)")
             update.error_message = job.error_message = note
-        self.rds.job.update_job_status(update, job)
+        self.record_status(update, job)
         self.records.update(job, "run", {"return_code": code_, "error": error,
                                          "seconds": round(time.time() - started, 1)})
         self.records.update(job, "egress", {"replies": relay.replies, "suppressed": relay.suppressed,
@@ -253,6 +253,19 @@ class Runner:
             if asked_stop is not None and now - asked_stop > STOP_WAIT:
                 return {"code": None, "reason": "the executor did not end the job when asked"}
             time.sleep(0.2)
+
+    def record_status(self, update, job, attempts: int = 3) -> None:
+        """Store the job's final status, and check it is stored: an update through the owner's own
+        RDS server was seen lost once in a while (its RPC file races like any other), which left
+        the job `job_in_progress` for good and the DS waiting."""
+        wanted = dict(update)  # (a JobUpdate, or a test's dict)
+        for attempt in range(1, attempts + 1):
+            self.rds.job.update_job_status(update, job)
+            stored = self.rds.job.get(uid=job.uid)
+            if stored.status == wanted["status"] and stored.error_message == wanted.get("error_message"):
+                return
+            log.warning("job %s: its status did not take (attempt %d): storing it again", job.uid.hex[:8], attempt)
+            time.sleep(attempt)
 
     def _fail(self, job, error: str) -> None:
         self.records.update(job, "run", {"return_code": None, "error": error})
