@@ -57,9 +57,9 @@ def kill_everything_else(session: int) -> int:
     the executor's container) every other process of the container; anywhere else (a test)
     only the job's session. Returns how many."""
     if os.getpid() != 1:
-        from federation.common.processes import stop_session
+        from federation.common.processes import session_processes, stop_session
 
-        before = len(session_of(session))
+        before = len(session_processes(session))
         stop_session(session, grace=0.5)
         return before
     me, killed = os.getpid(), 0
@@ -87,12 +87,6 @@ def reap(wait: float = 0.0) -> None:
             if time.monotonic() >= deadline:
                 return
             time.sleep(0.02)
-
-
-def session_of(sid: int) -> set[int]:
-    from federation.common.processes import session_processes
-
-    return session_processes(sid)
 
 
 def _limit_child(file_bytes: int):

@@ -255,7 +255,7 @@ class Runner:
             time.sleep(0.2)
 
     def record_status(self, update, job, attempts: int = 3) -> None:
-        """Store the job's final status, and check it is stored: an update through the owner's own
+        """Store a job's final status (finished or failed), and check it is stored: an update through the owner's own
         RDS server was seen lost once in a while (its RPC file races like any other), which left
         the job `job_in_progress` for good and the DS waiting."""
         wanted = dict(update)  # (a JobUpdate, or a test's dict)
@@ -270,6 +270,6 @@ class Runner:
     def _fail(self, job, error: str) -> None:
         self.records.update(job, "run", {"return_code": None, "error": error})
         try:
-            self.rds.job.update_job_status(job.get_update_for_return_code(return_code=1, error_message=error), job)
+            self.record_status(job.get_update_for_return_code(return_code=1, error_message=error), job)
         except Exception as e:
             log.error("job %s: could not record the failure: %s", job.uid.hex[:8], e)

@@ -25,7 +25,8 @@ import sys
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 OPEN = ("/", "/info")
-WITH_TOKEN = ("/sync/", "/auth/whoami", "/register", "/log_event")
+SYNC = "/sync/"  # every sync endpoint: a token
+WITH_TOKEN = ("/auth/whoami", "/register", "/log_event")
 NEVER = ("/auth/request_email_token", "/auth/validate_email_token")
 
 
@@ -37,7 +38,7 @@ def decide(path, authorization, verify, revoked):
         return 403, "this network issues credentials through its operator: ask for a kit"
     if path in OPEN:
         return None
-    if not (path.startswith(WITH_TOKEN[0]) or path in WITH_TOKEN[1:]):
+    if not (path.startswith(SYNC) or path in WITH_TOKEN):
         return 404, "not served on this network"
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
