@@ -175,11 +175,20 @@ class Runner:
         thread.start()
         atomic_write_json(job_dir / "spec.json", {"job": job.uid.hex, "timeout": self.job_timeout})
         try:
-            status = self.supervise(job_dir, relay, started)
+            try:
+                status = self.supervise(job_dir, relay, started)
+            finally:
+                relay.stop()
+                thread.join(timeout=10)
+                self.keep_logs(job_dir, logs)
+            self.finish(job, status, relay, logs, started)
         finally:
-            relay.stop()
-            thread.join(timeout=10)
+            # after the status is stored: a job's outputs may be large (up to JOB_DISK_MB),
+            # and the DS should not wait for the owner's copy of them
             self.keep_and_clear(job_dir, logs)
+
+    def finish(self, job, status: dict, relay: Relay, logs: Path, started: float) -> None:
+        """Store how the job ended, and what it sent, on the job and in the owner's records."""
         code_ = status.get("code")
         if relay.refused:
             code_, error = 1, f"reply refused: {relay.refused}"
@@ -217,14 +226,17 @@ class Runner:
             os.chmod(job_dir / name, 0o777)  # the executor's uid writes here
         return job_dir
 
-    def keep_and_clear(self, job_dir: Path, logs: Path) -> None:
-        """The job's logs and outputs go to the owner's state; its folder leaves the jobs volume,
-        so the next job (perhaps another DS's) finds nothing of it there."""
+    def keep_logs(self, job_dir: Path, logs: Path) -> None:
         logs.mkdir(parents=True, exist_ok=True)
         for name in ("stdout.log", "stderr.log"):
             log_file = job_dir / "run" / name
             if log_file.is_file() and not log_file.is_symlink():  # a link would point into this container
                 shutil.copyfile(log_file, logs / name)
+
+    def keep_and_clear(self, job_dir: Path, logs: Path) -> None:
+        """The job's logs and outputs go to the owner's state; its folder leaves the jobs volume,
+        so the next job (perhaps another DS's) finds nothing of it there."""
+        self.keep_logs(job_dir, logs)
         if (job_dir / "output").is_dir() and not (job_dir / "output").is_symlink():
             shutil.rmtree(logs / "output", ignore_errors=True)
             shutil.copytree(job_dir / "output", logs / "output", symlinks=True)

@@ -172,7 +172,7 @@ def stack_container(service: str) -> str:
 
 
 def submit_and_wait(app: str) -> dict:
-    code, output = ds_finish(ds_start("submit", "120", env={"FED_APP_DIR": app, "DATASITES": TWO}), timeout=300)
+    code, output = ds_finish(ds_start("submit", "240", env={"FED_APP_DIR": app, "DATASITES": TWO}), timeout=420)
     assert code == 0, output[-3000:]
     return result_line(output)
 
