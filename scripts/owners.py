@@ -10,8 +10,8 @@ Each generated owner extends compose.yaml's do1 and restates only what differs, 
 cannot drift. Then `scripts/up` (it picks the override up) or
 `docker compose -f compose.yaml -f compose.owners.yaml up --build`.
 
-Adding an owner by hand: copy do1/ to do3/, give it its own SYFTBOX_EMAIL (and data in
-do3/data/private/), add the email to DATASITES in ds/settings.env, run scripts/owners.
+Adding an owner by hand: copy do1/ to do3/, give it its own SYFTBOX_EMAIL (and its datasets in
+do3/datasets/<name>/private/), add the email to DATASITES in ds/settings.env, run scripts/owners.
 Stdlib only: it runs on the host, before any image exists.
 """
 
@@ -72,9 +72,9 @@ def create_demo_owners(root: Path, count: int) -> None:
         folder = root / f"do{k}"
         if (folder / "settings.env").exists():
             continue
-        private = folder / "data" / "private"
-        private.mkdir(parents=True, exist_ok=True)
-        private.chmod(0o755)  # mounted into the owner, read by the image's uid 1000 (whatever the umask)
+        datasets = folder / "datasets"
+        datasets.mkdir(parents=True, exist_ok=True)
+        datasets.chmod(0o755)  # mounted into the owner, read by the image's uid 1000 (whatever the umask)
         settings = re.sub(r"\bdo1\b", f"do{k}", template)  # its email, its folder in the comments
         settings = re.sub(r"(?m)^# Data owner 1\b", f"# Data owner {k}", settings)
         settings = re.sub(r"(?m)^DEMO_PARTITION=.*$", f"DEMO_PARTITION={k}/{count}", settings)
@@ -96,7 +96,7 @@ def owner_service(name: str, root: Path, partition: str | None) -> str:
       - {name}-home:/home/syft/federation
       - {name}-kit:/run/federation/kit:ro
       - {name}-jobs:/jobs
-      - {root / name / 'data' / 'private'}:/data/private:ro
+      - {root / name / 'datasets'}:/data/datasets:ro
 
   {name}-executor:
     extends: {{file: {REPO / 'compose.yaml'}, service: do1-executor}}

@@ -215,36 +215,45 @@ class ExecutorSettings:
                    file_mb=_float("JOB_FILE_MB", "256"))
 
 
+def _flag(name: str, default: str = "false") -> bool:
+    return _choice(name, default, ("true", "false", "yes", "no", "1", "0")) in ("true", "yes", "1")
+
+
 @dataclass(frozen=True)
 class OwnerSettings:
     party: Party
-    dataset: str
-    private_dir: Path  # the owner's own CSVs, mounted read-only
+    datasets_dir: Path  # one folder per dataset (private/, mock/, README.md), mounted read-only
     pima_csv: Path | None  # optional local copy of the public file, for the demo
     pima_url: str
-    demo_partition: tuple[int, int]  # (index from 1, count)
+    demo_partition: tuple[int, int] | None  # (index from 1, count) of the Pima demo; None: no demo
     policy: Policy  # which jobs run without a person
-    mock_rows: int
+    mock_rows: int  # rows of each mock file the owner makes
     job_timeout: float
     egress: EgressRules = EgressRules()
     jobs_dir: Path = Path("/jobs")  # shared with the owner's executor, and nothing else
+    allow_real_mock_rows: bool = False  # publish a given mock even when it holds private rows
+    strict_dependencies: bool = False  # a job whose declared versions differ from the owner's is rejected
+    demo_dataset: str = DEFAULT_DATASET
 
     @classmethod
     def from_env(cls) -> "OwnerSettings":
         part = _get("DEMO_PARTITION", "1/1")
-        m = re.fullmatch(r"(\d+)/(\d+)", part)
-        if not m or not (1 <= int(m.group(1)) <= int(m.group(2))):
-            raise SettingsError(f"setting DEMO_PARTITION: {part!r} is not of the form i/n with 1 <= i <= n")
+        demo = None
+        if part.lower() != "off":
+            m = re.fullmatch(r"(\d+)/(\d+)", part)
+            if not m or not (1 <= int(m.group(1)) <= int(m.group(2))):
+                raise SettingsError(f"setting DEMO_PARTITION: {part!r} is not of the form i/n with 1 <= i <= n, "
+                                    "or off")
+            demo = (int(m.group(1)), int(m.group(2)))
         mode = _choice("APPROVAL", "auto", ("auto", "manual"))
         # Required in auto mode; in manual mode only a record of whom the owner trusts.
         allowlist = _emails("APPROVE_JOBS_FROM") if mode == "auto" or _raw("APPROVE_JOBS_FROM") else []
         return cls(
             party=Party.from_env(),
-            dataset=_get("DATASET_NAME", DEFAULT_DATASET),
-            private_dir=Path(_get("PRIVATE_DATA_DIR", "/data/private")),
+            datasets_dir=Path(_get("DATASETS_DIR", "/data/datasets")),
             pima_csv=_optional_path("PIMA_CSV"),
             pima_url=_get("PIMA_URL", PIMA_URL),
-            demo_partition=(int(m.group(1)), int(m.group(2))),
+            demo_partition=demo,
             policy=Policy(
                 mode=mode,
                 allowlist=tuple(allowlist),
@@ -255,6 +264,8 @@ class OwnerSettings:
             job_timeout=_float("JOB_TIMEOUT", "600"),
             egress=EgressRules.from_env(),
             jobs_dir=Path(_get("JOBS_DIR", "/jobs")),
+            allow_real_mock_rows=_flag("ALLOW_REAL_ROWS_IN_MOCK"),
+            strict_dependencies=_flag("STRICT_DEPENDENCIES"),
         )
 
 
@@ -282,6 +293,11 @@ class ScientistSettings:
         min_replies = _count("MIN_REPLIES", str(len(datasites)))
         if min_replies > len(datasites):
             raise SettingsError(f"setting MIN_REPLIES: {min_replies} but DATASITES names only {len(datasites)} owner(s)")
+        named, mounted = _raw("FED_APP").strip("/"), _raw("FED_APP_MOUNTED").strip("/")
+        if named and mounted and named != mounted:
+            raise SettingsError(f"setting FED_APP: ds/settings.env names {named!r} but compose mounted {mounted!r} "
+                                f"as the app: start with scripts/up (it passes FED_APP on), or FED_APP={named} "
+                                "docker compose up")
         return cls(
             party=Party.from_env(),
             dataset=_get("DATASET_NAME", DEFAULT_DATASET),

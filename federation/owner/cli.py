@@ -22,7 +22,7 @@ from federation.common.codehash import code_files
 from federation.common.settings import Party
 from federation.common.statuses import JobStatus
 from federation.common.text import table
-from federation.owner import egress, jobs
+from federation.owner import dependencies, egress, jobs
 from federation.owner.policy import Verdict
 
 
@@ -43,6 +43,9 @@ def cmd_jobs(party: Party, args) -> int:
         record = records.read(job)
         why = job.error_message if jobs.status(job) in (JobStatus.REJECTED, JobStatus.FAILED) else ""
         why = why or record.get("decision", {}).get("reason", "")
+        differ = record.get("dependencies", {}).get("differ")
+        if differ and "versions differ" not in why:
+            why = f"{why}; versions differ: {'; '.join(differ)}" if why else f"versions differ: {'; '.join(differ)}"
         digest = record.get("code_hash") or jobs.job_code_hash(rds, job)
         rows.append([job.uid.hex[:12], job.created_by or "?", job.name, job.dataset_name,
                      job.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
@@ -58,6 +61,8 @@ def cmd_show(party: Party, args) -> int:
     root = jobs.code_dir(rds, job)
     print(f"job {job.uid.hex}  from {job.created_by}  status {job.status.value}")
     print(f"code hash {jobs.job_code_hash(rds, job)}")
+    needs = dependencies.check_code(root)
+    print(f"dependencies: {needs.note or 'all declared packages installed here, in the declared versions'}")
     for rel in code_files(root):
         print(f"\n===== {rel.as_posix()} =====")
         print((root / rel).read_text(errors="replace").rstrip())

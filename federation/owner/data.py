@@ -1,9 +1,15 @@
-"""What a data owner holds: its private CSVs, checked; the demo data; the synthetic mock.
+"""What a data owner holds: its dataset folders, checked; the demo data; the synthetic mocks.
 
-Private data is read from the owner's folder and never written under the synced
-tree by this module. The mock is synthetic: each column is drawn from the
-owner's values for that outcome independently, and any row that equals a real
-row is drawn again, so the mock contains no real row.
+A dataset is a folder `<datasets>/<name>/` (the layout of OpenMined's own examples):
+`private/` (required: any files; its CSVs must parse), `mock/` (optional) and `README.md`
+(optional: the description). Only what holds for any dataset is checked here (folder
+present, readable, not empty, CSVs well formed, a given mock consistent with the private
+files and free of their rows); what a study needs of the data (columns, codes) its app checks.
+
+When `mock/` is missing the owner makes one for every private CSV: same file name and
+columns, each column drawn from the owner's values for it (within the same label, when the
+last column is one), any row equal to a real row drawn again, so no real row is published.
+Private data is read from the owner's folder and never written under the synced tree here.
 """
 
 from __future__ import annotations
@@ -13,84 +19,81 @@ import hashlib
 import http.client
 import io
 import logging
-import math
+import os
 import random
+import re
+import shutil
 import urllib.request
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from federation.common.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-COLUMNS = [
-    "Pregnancies", "Glucose", "BloodPressure", "SkinThickness", "Insulin",
-    "BMI", "DiabetesPedigreeFunction", "Age", "Outcome",
-]
-OUTCOMES = ("0", "1")
 PIMA_SHA256 = "bf81d06e0c0512662862248241ab46d7c29258c6ceaad32f3cab56b52a17fdab"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+LABEL_VALUES = 10  # a last column with at most this many values is a label: the mock keeps its balance
 
 
 class DatasetError(ValueError):
-    """The owner's data cannot be published; the message names file, column and row."""
+    """The owner's data cannot be published; the message names the dataset, file and line."""
 
 
 @dataclass(frozen=True)
 class Table:
-    """Rows as strings, exactly as in the files (so a real row can be recognised anywhere)."""
+    """Rows as strings, exactly as in the file (so a real row can be recognised anywhere)."""
 
     columns: list[str]
     rows: list[tuple[str, ...]]
 
 
-def read_private_csvs(folder: Path) -> Table:
-    """Read and check every CSV in `folder`: the owner's data contract for this dataset."""
-    files = sorted(p for p in folder.glob("*.csv") if p.is_file())
-    if not files:
-        raise DatasetError(f"{folder}: no CSV file")
-    rows: list[tuple[str, ...]] = []
-    for path in files:
-        rows.extend(read_csv(path).rows)
-    return Table(COLUMNS, rows)
+@dataclass
+class Dataset:
+    """One dataset as the owner will publish it."""
+
+    name: str
+    private_dir: Path
+    tables: dict[str, Table]  # every private CSV, by its path under private/
+    mock_dir: Path | None = None  # the owner's own mock; None: made by `make_mock`
+    readme: Path | None = None
+    real_mock_rows: dict[str, int] = field(default_factory=dict)  # a given mock's real rows, by file
+
+    @property
+    def rows(self) -> int:
+        return sum(len(t.rows) for t in self.tables.values())
 
 
-def read_csv(path: Path) -> Table:
-    """One CSV, checked: the columns of COLUMNS (in that order), numbers, Outcome 0/1, rows."""
-    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: CSVs saved by Excel
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise DatasetError(f"{path.name}: empty file (no header, no rows)")
-        header = [h.strip() for h in header]
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
-            raise DatasetError(f"{path.name}: missing column(s) {', '.join(missing)}")
-        index = [header.index(c) for c in COLUMNS]
-        rows = []
-        for line_no, record in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in record):
-                continue
-            row = []
-            for col, i in zip(COLUMNS, index):
-                cell = record[i].strip() if i < len(record) else ""
-                if not _is_number(cell):
-                    raise DatasetError(
-                        f"{path.name}: column {col}, line {line_no}: {cell!r} is not a number"
-                    )
-                row.append(cell)
-            if row[-1] not in OUTCOMES:
-                raise DatasetError(f"{path.name}: column Outcome, line {line_no}: {row[-1]!r} is not 0 or 1")
-            rows.append(tuple(row))
-    if not rows:
-        raise DatasetError(f"{path.name}: no data rows")
-    return Table(COLUMNS, rows)
-
-
-def _is_number(cell: str) -> bool:
+def read_table(path: Path, shown: str) -> Table:
+    """One CSV, checked only for form: a header of distinct names, rows as wide, at least one."""
     try:
-        return math.isfinite(float(cell))
-    except ValueError:
-        return False
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: CSVs saved by Excel
+            records = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{shown}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except csv.Error as e:
+        raise DatasetError(f"{shown}: not a CSV file ({e})") from None
+    except OSError as e:
+        raise DatasetError(f"{shown}: cannot be read ({e.strerror})") from None
+    if not records:
+        raise DatasetError(f"{shown}: empty file (no header, no rows)")
+    header = [h.strip() for h in records[0]]
+    if not any(header):
+        raise DatasetError(f"{shown}: its first line is not a header")
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise DatasetError(f"{shown}: column(s) {', '.join(map(repr, twice))} appear twice in the header")
+    rows = []
+    for line_no, record in enumerate(records[1:], start=2):
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(record) != len(header):
+            raise DatasetError(f"{shown}: line {line_no} has {len(record)} fields, the header {len(header)}")
+        rows.append(tuple(cell.strip() for cell in record))
+    if not rows:
+        raise DatasetError(f"{shown}: no data rows")
+    return Table(header, rows)
 
 
 def write_csv(table: Table, path: Path) -> None:
@@ -101,7 +104,148 @@ def write_csv(table: Table, path: Path) -> None:
     atomic_write(path, buf.getvalue())
 
 
+def _csvs(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.csv") if p.is_file())
+
+
+def read_dataset(folder: Path, allow_real_mock_rows: bool = False) -> Dataset:
+    """The dataset in `folder`, checked; DatasetError naming the first thing wrong."""
+    name = folder.name
+    if not NAME_RE.match(name):
+        raise DatasetError(f"dataset folder {name!r}: a dataset's name is letters, digits, '.', '_' and '-'")
+    private = folder / "private"
+    if not private.is_dir():
+        raise DatasetError(f"dataset {name}: no private/ folder in {folder}")
+    try:
+        files = [p for p in private.rglob("*") if p.is_file()]
+    except OSError as e:
+        raise DatasetError(f"dataset {name}: private/ cannot be read ({e.strerror})") from None
+    if not files:
+        raise DatasetError(f"dataset {name}: private/ holds no file")
+    unreadable = [p for p in files if not os.access(p, os.R_OK)]
+    if unreadable:
+        raise DatasetError(f"dataset {name}: private/{unreadable[0].relative_to(private)} cannot be read "
+                           "(the owner runs as uid 1000)")
+    tables = {rel: read_table(private / rel, f"dataset {name}: private/{rel}") for rel in _csvs(private)}
+    mock = folder / "mock"
+    readme = folder / "README.md"
+    dataset = Dataset(name, private, tables, mock if mock.is_dir() else None, readme if readme.is_file() else None)
+    if dataset.mock_dir is not None:
+        check_given_mock(dataset, allow_real_mock_rows)
+    elif not tables:
+        raise DatasetError(f"dataset {name}: private/ holds no CSV file to make a mock from; give a mock/ folder")
+    return dataset
+
+
+def check_given_mock(dataset: Dataset, allow_real_rows: bool) -> None:
+    """A given mock must mirror every private CSV (same file, same columns) and hold none of
+    its rows (unless the owner allows it: then it is published, and logged as such)."""
+    name, mock = dataset.name, dataset.mock_dir
+    if not any(p.is_file() for p in mock.rglob("*")):
+        raise DatasetError(f"dataset {name}: mock/ holds no file")
+    for rel, private in dataset.tables.items():
+        if not (mock / rel).is_file():
+            raise DatasetError(f"dataset {name}: mock/ has no {rel} (private/ has it): code written "
+                               "against the mock would not find it")
+        given = read_table(mock / rel, f"dataset {name}: mock/{rel}")
+        if given.columns != private.columns:
+            raise DatasetError(f"dataset {name}: mock/{rel} has columns {', '.join(given.columns)}; "
+                               f"private/{rel} has {', '.join(private.columns)}")
+        real = set().union(*(set(t.rows) for t in dataset.tables.values() if t.columns == private.columns))
+        found = sum(row in real for row in given.rows)
+        if found:
+            dataset.real_mock_rows[rel] = found
+            if not allow_real_rows:
+                raise DatasetError(
+                    f"dataset {name}: mock/{rel}: {found} of its {len(given.rows)} rows are rows of the private "
+                    "data; a mock is published to everyone, so it must be synthetic (remove mock/ and the owner "
+                    "makes one; or set ALLOW_REAL_ROWS_IN_MOCK=true to publish it anyway)")
+            log.warning("dataset %s: mock/%s holds %d real row(s) of %d: published anyway (ALLOW_REAL_ROWS_IN_MOCK)",
+                        name, rel, found, len(given.rows))
+
+
+def find_datasets(root: Path, allow_real_mock_rows: bool = False) -> list[Dataset]:
+    """Every dataset folder under `root`, checked (none when `root` does not exist)."""
+    if not root.is_dir():
+        return []
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [read_dataset(folder, allow_real_mock_rows) for folder in folders]
+
+
+# ---- the synthetic mock ---------------------------------------------------------------
+
+def synthesize_mock(private: Table, n_rows: int, seed: int = 0) -> Table:
+    """`n_rows` synthetic rows shaped like `private` with none of its rows.
+
+    Each cell is drawn from the values of its column; when the last column is a label (few
+    distinct values), rows are drawn within each label, in its share of the private rows (and
+    across labels when a label has too few rows for that)."""
+    labels = sorted({r[-1] for r in private.rows})
+    if len(private.columns) > 1 and len(labels) <= LABEL_VALUES:
+        try:
+            return _draw(private, n_rows, seed, {label: [r for r in private.rows if r[-1] == label]
+                                                 for label in labels})
+        except DatasetError:
+            pass  # a label with one row (or a few that cover every mix): draw across labels
+    return _draw(private, n_rows, seed, {None: private.rows})
+
+
+def _draw(private: Table, n_rows: int, seed: int, groups: dict) -> Table:
+    rng = random.Random(seed)
+    real = set(private.rows)
+    mock: list[tuple[str, ...]] = []
+    for label, rows in groups.items():
+        want = max(1, round(n_rows * len(rows) / len(private.rows)))
+        columns = list(zip(*rows))
+        attempts = 0
+        while want > 0:
+            attempts += 1
+            if attempts > 100 * n_rows:
+                raise DatasetError("could not draw a mock row that differs from every real row "
+                                   "(too few distinct values): give a mock/ folder")
+            row = tuple(rng.choice(col) for col in columns)
+            if label is not None:
+                row = row[:-1] + (label,)
+            if row in real:
+                continue
+            mock.append(row)
+            want -= 1
+    rng.shuffle(mock)
+    return Table(private.columns, mock)
+
+
+def make_mock(dataset: Dataset, dest: Path, n_rows: int, seed_text: str) -> Path:
+    """The mock folder of a dataset without one: a synthetic file for every private CSV."""
+    for rel, table in dataset.tables.items():
+        seed = zlib.crc32(f"{seed_text}/{dataset.name}/{rel}".encode())
+        write_csv(synthesize_mock(table, n_rows, seed), dest / rel)
+    others = [p for p in dataset.private_dir.rglob("*") if p.is_file() and p.suffix.lower() != ".csv"]
+    if others:
+        log.warning("dataset %s: %d file(s) in private/ that are not CSV have no mock (give a mock/ folder "
+                    "to publish one)", dataset.name, len(others))
+    return dest
+
+
+def describe(dataset: Dataset, email: str) -> str:
+    """The README of a dataset that has none: its files, columns and rows."""
+    lines = [f"# {dataset.name}", "", f"Data held by {email}. The private part never leaves this datasite: "
+             "submit code to use it. The mock has the same files and columns with synthetic rows"
+             + (" (made by the owner: no real row)." if dataset.mock_dir is None else " (the owner's own)."), ""]
+    for rel, table in dataset.tables.items():
+        lines.append(f"- `{rel}`: {len(table.rows)} rows; columns {', '.join(table.columns)}")
+    return "\n".join(lines) + "\n"
+
+
 # ---- demo data: a partition of the public Pima file -------------------------------------
+
+PIMA_README = """# {name}
+
+Pima Indians Diabetes data held by {email} (its demo share of the public file). Columns:
+{columns}. Outcome 1 = diabetes. A zero in Glucose, BloodPressure, SkinThickness, Insulin
+or BMI means "not measured". The mock holds synthetic rows (no real row); the private
+part ({rows} rows) never leaves this datasite: submit code to use it.
+"""
+
 
 def public_pima(local_copy: Path | None, url: str, cache: Path) -> Path:
     """The public Pima file, checked against its sha256: a local copy, else a download."""
@@ -115,7 +259,8 @@ def public_pima(local_copy: Path | None, url: str, cache: Path) -> Path:
         with urllib.request.urlopen(url, timeout=60) as resp:
             content = resp.read()
     except (OSError, ValueError, http.client.HTTPException) as e:
-        raise DatasetError(f"no private data and the public Pima file could not be downloaded from {url}: {e}") from e
+        raise DatasetError(f"no dataset of its own and the public Pima file could not be downloaded from {url}: "
+                           f"{e}") from e
     digest = _sha256(content)
     if digest != PIMA_SHA256:
         raise DatasetError(f"download from {url} has sha256 {digest}, expected {PIMA_SHA256}; not used")
@@ -135,29 +280,14 @@ def partition(table: Table, index: int, count: int) -> Table:
     return Table(table.columns, table.rows[start:stop])
 
 
-# ---- the synthetic mock ---------------------------------------------------------------
-
-def synthesize_mock(private: Table, n_rows: int, seed: int = 0) -> Table:
-    """`n_rows` synthetic rows with the outcome balance of `private` and no real row."""
-    rng = random.Random(seed)
-    real = set(private.rows)
-    by_outcome = {o: [r for r in private.rows if r[-1] == o] for o in OUTCOMES}
-    total = len(private.rows)
-    mock: list[tuple[str, ...]] = []
-    for outcome, rows in by_outcome.items():
-        if not rows:
-            continue
-        want = max(1, round(n_rows * len(rows) / total))
-        columns = list(zip(*rows))[:-1]
-        attempts = 0
-        while want > 0:
-            attempts += 1
-            if attempts > 100 * n_rows:
-                raise DatasetError("could not draw a mock row that differs from every real row")
-            row = tuple(rng.choice(col) for col in columns) + (outcome,)
-            if row in real:
-                continue
-            mock.append(row)
-            want -= 1
-    rng.shuffle(mock)
-    return Table(private.columns, mock)
+def demo_dataset(name: str, public_csv: Path, index: int, count: int, folder: Path, email: str) -> Dataset:
+    """The owner's demo share of the public Pima file as a dataset, written to `folder`
+    (outside the synced tree)."""
+    share = partition(read_table(public_csv, str(public_csv)), index, count)
+    rel = f"pima-part-{index}-of-{count}.csv"
+    shutil.rmtree(folder / "private", ignore_errors=True)  # another share before: not this one
+    write_csv(share, folder / "private" / rel)
+    readme = folder / "README.md"
+    atomic_write(readme, PIMA_README.format(name=name, email=email, columns=", ".join(share.columns),
+                                            rows=len(share.rows)))
+    return Dataset(name, folder / "private", {rel: share}, readme=readme)

@@ -17,10 +17,11 @@ import threading
 import time
 from pathlib import Path
 
+from federation.common.codehash import code_hash
 from federation.common.files import atomic_write_json, read_json
 from federation.common.settings import EgressRules, Policy
 from federation.common.statuses import JobStatus
-from federation.owner import jobs
+from federation.owner import dependencies, jobs
 from federation.owner.policy import Decision, Verdict, decide
 from federation.owner.relay import Relay
 
@@ -66,7 +67,8 @@ def app_name_of(code_dir: Path) -> str:
 
 class Runner:
     def __init__(self, rds, sync, policy: Policy, state_dir: Path, job_timeout: float,
-                 jobs_dir: Path = Path("/jobs"), egress: EgressRules = EgressRules(), relay=Relay):
+                 jobs_dir: Path = Path("/jobs"), egress: EgressRules = EgressRules(), relay=Relay,
+                 strict_dependencies: bool = False):
         self.rds = rds  # the owner's admin RDS session
         self.sync = sync  # federation.common.syftbox.SyncClient
         self.policy = policy
@@ -77,6 +79,7 @@ class Runner:
         self.executor_jobs = jobs_dir  # shared with the executor, and nothing else
         self.egress = egress
         self.relay = relay  # carries the job's Flower traffic (tests: one without any)
+        self.strict_dependencies = strict_dependencies
 
     def heartbeat(self) -> None:
         """The executor stops a job when this goes stale: nobody would carry its replies."""
@@ -130,14 +133,24 @@ class Runner:
         """Decide once per job; a job left pending waits for a person."""
         if "decision" in self.records.read(job):
             return
-        digest = jobs.job_code_hash(self.rds, job)
+        code = jobs.code_dir(self.rds, job)
+        digest = code_hash(code)
         known = {d.name for d in self.rds.dataset.get_all()}
+        needs = dependencies.check_code(code)
         if job.dataset_name not in known:  # no policy can make this job runnable here
             decision = Decision(Verdict.REJECT, f"no dataset named {job.dataset_name!r} on this datasite "
                                                 f"(it has: {', '.join(sorted(known)) or 'none'})")
+        elif needs.missing or needs.invalid:  # it would fail at its first import
+            decision = Decision(Verdict.REJECT, needs.note)
+        elif needs.differ and self.strict_dependencies:
+            decision = Decision(Verdict.REJECT, f"{needs.note} (this owner runs only the declared versions: "
+                                                "STRICT_DEPENDENCIES)")
         else:
             decision = decide(self.policy, job.created_by, digest)
+            if needs.differ:
+                decision = Decision(decision.verdict, f"{decision.reason}; {needs.note}")
         self.records.update(job, "code_hash", digest)
+        self.records.update(job, "dependencies", needs.to_json())
         jobs.record_decision(self.rds, self.records, job, decision.verdict, decision.reason, by="policy")
         how = {Verdict.APPROVE: "approved", Verdict.REJECT: "rejected", Verdict.HOLD: "left pending"}
         (log.info if decision.approve else log.warning)(
@@ -197,11 +210,18 @@ class Runner:
         else:
             reason = status.get("reason") or f"exit code {code_}: {last_error(logs / 'stderr.log')}"
             code_, error = (code_ if code_ not in (0, None) else 1), reason
+        differ = self.records.read(job).get("dependencies", {}).get("differ")
+        if error is not None and differ:  # perhaps why it failed
+            error = f"{error} (it ran with other versions than declared: {'; '.join(differ)})"
         update = job.get_update_for_return_code(return_code=code_, error_message=error)
-        note = None
+        notes = []
         if error is None and relay.suppressed:
-            note = (f"{relay.suppressed} small count(s) sent as 0 (counts below k={self.egress.small_count_k}, "
-                    "the owner's small-count rule)")
+            notes.append(f"{relay.suppressed} small count(s) sent as 0 (counts below k={self.egress.small_count_k}, "
+                         "the owner's small-count rule)")
+        if error is None and differ:
+            notes.append(f"ran with other versions than declared: {'; '.join(differ)}")
+        note = "; ".join(notes) or None
+        if note:
             update.error_message = job.error_message = note
         self.record_status(update, job)
         self.records.update(job, "run", {"return_code": code_, "error": error,

@@ -1,16 +1,15 @@
 """A data owner's datasite, from start to serving jobs.
 
-settings → private data checked → SyftBox client up → private folder kept off the
-wire → keys → RDS server (admin) → guest permissions → dataset published
-(synthetic mock public, private local) → runner.
+settings → datasets checked (each folder of DATASETS_DIR, and the Pima demo share) →
+SyftBox client up → private folder kept off the wire → keys → RDS server (admin) → guest
+permissions → datasets published (mock public, private local) → runner.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
-import zlib
-from pathlib import Path
 
 from federation.common import health
 from federation.common.kit import load_kit
@@ -22,56 +21,47 @@ from federation.owner.runner import Runner
 
 log = logging.getLogger(__name__)
 
-README = """# {name}
-
-Pima Indians Diabetes data held by {email}. Columns: {columns}.
-Outcome 1 = diabetes. A zero in Glucose, BloodPressure, SkinThickness, Insulin or BMI
-means "not measured". The mock holds {mock} synthetic rows (no real row); the private
-part ({rows} rows) never leaves this datasite: submit code to use it.
-"""
-
-
-def private_data(settings: OwnerSettings) -> tuple[Path, data.Table]:
-    """The folder to publish as private data, and its checked rows.
-
-    The owner's own CSVs when there are any; otherwise this owner's share of the
-    public Pima file (demo mode), written to the owner's volume outside the synced tree.
-    """
-    if any(settings.private_dir.glob("*.csv")):
-        table = data.read_private_csvs(settings.private_dir)
-        log.info("private data: %d rows from %s", len(table.rows), settings.private_dir)
-        return settings.private_dir, table
-    home = settings.party.home
-    public = data.public_pima(settings.pima_csv, settings.pima_url, cache=home / "cache" / "pima.csv")
-    whole = data.read_csv(public)
-    index, count = settings.demo_partition
-    share = data.partition(whole, index, count)
-    folder = home / "demo-private"
-    data.write_csv(share, folder / f"pima-part-{index}-of-{count}.csv")
-    log.info("no CSV in %s: demo mode, share %d/%d of the public Pima file (%d rows)",
-             settings.private_dir, index, count, len(share.rows))
-    return folder, share
+def datasets(settings: OwnerSettings) -> list[data.Dataset]:
+    """Every dataset this owner publishes, checked: its dataset folders, and (a demo owner)
+    its share of the public Pima file, unless it holds a dataset of that name itself."""
+    email = settings.party.email
+    found = data.find_datasets(settings.datasets_dir, settings.allow_real_mock_rows)
+    for d in found:
+        log.info("dataset %s: %d row(s) in %d CSV file(s) in %s; mock %s", d.name, d.rows, len(d.tables),
+                 d.private_dir, "given" if d.mock_dir else "made here")
+    if settings.demo_partition is not None and settings.demo_dataset not in {d.name for d in found}:
+        index, count = settings.demo_partition
+        public = data.public_pima(settings.pima_csv, settings.pima_url,
+                                  cache=settings.party.home / "cache" / "pima.csv")
+        demo = data.demo_dataset(settings.demo_dataset, public, index, count, settings.party.home / "demo", email)
+        log.info("dataset %s: demo share %d/%d of the public Pima file (%d rows)", demo.name, index, count, demo.rows)
+        found.append(demo)
+    if not found:
+        raise data.DatasetError(f"no dataset: put one in {settings.datasets_dir}/<name>/private/ "
+                                "(or set DEMO_PARTITION for the Pima demo)")
+    return found
 
 
-def publish(rds, settings: OwnerSettings, private_dir: Path, table: data.Table) -> None:
+def publish(rds, settings: OwnerSettings, dataset: data.Dataset) -> None:
     """Create the dataset once; a restarted owner finds it and publishes nothing twice."""
-    name, home = settings.dataset, settings.party.home
-    existing = {d.name for d in rds.dataset.get_all()}
-    if name in existing:
-        log.info("dataset %s already published", name)
+    home, email = settings.party.home, settings.party.email
+    if dataset.name in {d.name for d in rds.dataset.get_all()}:
+        log.info("dataset %s already published", dataset.name)
         return
-    mock = data.synthesize_mock(table, settings.mock_rows, seed=zlib.crc32(settings.party.email.encode()))
-    mock_dir = home / "dataset-mock"
-    data.write_csv(mock, mock_dir / "mock.csv")
-    readme = home / "dataset-README.md"
-    readme.write_text(README.format(
-        name=name, email=settings.party.email, columns=", ".join(data.COLUMNS),
-        mock=len(mock.rows), rows=len(table.rows)))
-    rds.dataset.create(name=name, path=str(private_dir), mock_path=str(mock_dir),
-                       summary=f"Pima diabetes data of {settings.party.email}",
-                       description_path=str(readme))
-    log.info("dataset %s published: %d private rows stay here, %d synthetic mock rows public",
-             name, len(table.rows), len(mock.rows))
+    mock_dir = dataset.mock_dir
+    if mock_dir is None:
+        mock_dir = home / "mocks" / dataset.name
+        shutil.rmtree(mock_dir, ignore_errors=True)
+        data.make_mock(dataset, mock_dir, settings.mock_rows, seed_text=email)
+    readme = dataset.readme
+    if readme is None:
+        readme = home / "readmes" / f"{dataset.name}.md"
+        readme.parent.mkdir(parents=True, exist_ok=True)
+        readme.write_text(data.describe(dataset, email))
+    rds.dataset.create(name=dataset.name, path=str(dataset.private_dir), mock_path=str(mock_dir),
+                       summary=f"{dataset.name} of {email}", description_path=str(readme))
+    log.info("dataset %s published: %d private rows stay here, the mock is public%s", dataset.name, dataset.rows,
+             " (with real rows: ALLOW_REAL_ROWS_IN_MOCK)" if dataset.real_mock_rows else "")
 
 
 def main() -> int:
@@ -79,7 +69,7 @@ def main() -> int:
     settings = OwnerSettings.from_env()
     load_kit(settings.party.kit, settings.party.email)  # no kit, no owner: before anything is touched
     try:
-        private_dir, table = private_data(settings)
+        held = datasets(settings)
     except data.DatasetError as e:
         log.error("dataset not published: %s", e)
         health.report("failed", f"dataset not published: {e}")
@@ -89,13 +79,13 @@ def main() -> int:
     point_libraries_at(settings.party)
     sync = SyncClient(settings.party)
     try:
-        serve(settings, sync, private_dir, table)
+        serve(settings, sync, held)
     finally:
         sync.stop()
     return 0
 
 
-def serve(settings: OwnerSettings, sync: SyncClient, private_dir: Path, table: data.Table) -> None:
+def serve(settings: OwnerSettings, sync: SyncClient, held: list[data.Dataset]) -> None:
     sync.start()
     sync.keep_off_the_wire("private")  # syft-rds 0.4.0 copies private data here
     sync.ensure_keys()
@@ -118,8 +108,10 @@ def serve(settings: OwnerSettings, sync: SyncClient, private_dir: Path, table: d
 
     sync.wait(lambda: rds_server_running(settings.party.email), 60, "the RDS server to take requests", 0.5)
     grant_guest_access(sync.datasite)
-    publish(rds, settings, private_dir, table)
+    for dataset in held:
+        publish(rds, settings, dataset)
 
-    health.report("ready", f"serving {settings.dataset}")
+    health.report("ready", f"serving {', '.join(d.name for d in held)}")
     Runner(rds, sync, settings.policy, settings.party.state_dir, settings.job_timeout,
-           jobs_dir=settings.jobs_dir, egress=settings.egress).serve_forever()
+           jobs_dir=settings.jobs_dir, egress=settings.egress,
+           strict_dependencies=settings.strict_dependencies).serve_forever()

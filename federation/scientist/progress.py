@@ -31,10 +31,12 @@ class Progress:
         self.started = clock()
         self.last = None
 
-    def show(self, stage: str, owners: dict[str, tuple[str, str]], rounds: tuple[int, int] | None = None) -> None:
-        """owners: email -> (status, reason)."""
+    def show(self, stage: str, owners: dict[str, tuple[str, str]],
+             rounds: tuple[int, int | None] | None = None) -> None:
+        """owners: email -> (status, reason); rounds: (done, total, None when the app does not say)."""
         parts = " · ".join(f"{self.names.get(e, e)}: {short(*owners[e])}" for e in owners)
-        line = f"{stage:<9} {parts}" + (f" · rounds {rounds[0]}/{rounds[1]}" if rounds else "")
+        line = f"{stage:<9} {parts}" + (f" · rounds {rounds[0]}/{'?' if rounds[1] is None else rounds[1]}"
+                                        if rounds else "")
         if line != self.last:
             self.last = line
             self.emit(f"[{self.clock() - self.started:6.1f} s] {line}")

@@ -82,6 +82,16 @@ class Owner:
 
 
 @dataclass(frozen=True)
+class ResultFile:
+    """A file the app (or the Flower server) wrote into the results, for any app."""
+
+    name: str  # its path under the results folder
+    url: str
+    size: int
+    image: bool
+
+
+@dataclass(frozen=True)
 class PastRun:
     stamp: str
     status: str
@@ -97,6 +107,7 @@ class ResultsPage:
     owners: list[Owner] = field(default_factory=list)
     features: list[Feature] = field(default_factory=list)
     history: list[PastRun] = field(default_factory=list)
+    files: list[ResultFile] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # files present but unreadable
 
     @property
@@ -204,6 +215,35 @@ def _read_history(results_dir: Path) -> list[PastRun]:
     return past
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
+NOT_LISTED = ("run.json", "history", "simulation", "mock")  # the page's own, or shown elsewhere
+FILES_SHOWN = 200
+
+
+def _read_files(results_dir: Path, features: list[Feature]) -> list[ResultFile]:
+    """Every file of the run's results the page does not show otherwise: any app's figures
+    (shown), its JSON and CSV, the server's log (linked)."""
+    shown = {"aggregate.json"} | {f"figures/{f.name}.png" for f in features if f.real_figure}
+    out = []
+    try:
+        paths = sorted(p for p in results_dir.rglob("*") if p.is_file())
+    except OSError:
+        return []
+    for path in paths:
+        rel = path.relative_to(results_dir).as_posix()
+        if rel.split("/")[0] in NOT_LISTED or rel in shown or any(part.startswith(".") for part in rel.split("/")):
+            continue
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        url = "/" + "/".join(urllib.parse.quote(part, safe="") for part in rel.split("/")) + f"?v={st.st_mtime_ns}"
+        out.append(ResultFile(rel, url, st.st_size, path.suffix.lower() in IMAGE_SUFFIXES))
+        if len(out) >= FILES_SHOWN:
+            break
+    return out
+
+
 def load_page(results_dir: Path) -> ResultsPage:
     # The version first: a file written while we read makes the next poll differ, so the page reloads.
     page = ResultsPage(version=page_version(results_dir))
@@ -218,6 +258,7 @@ def load_page(results_dir: Path) -> ResultsPage:
     page.owners = _read_owners(page.run, aggregate)
     page.features = _read_features(results_dir, aggregate, mock)
     page.history = _read_history(results_dir)
+    page.files = _read_files(results_dir, page.features)
     return page
 
 
@@ -238,6 +279,10 @@ def duration(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60} min {whole % 60:02d} s"
     return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 2**20 else f"{n / 2**20:.1f} MiB"
 
 
 def _when(epoch: float | None) -> str:
@@ -287,7 +332,7 @@ _TEMPLATES = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_TEMPLATES.filters.update(when=_when, count_text=_count, mean_text=_mean, duration=duration, urlquote=_quote,
+_TEMPLATES.filters.update(when=_when, size=_size, count_text=_count, mean_text=_mean, duration=duration, urlquote=_quote,
                           in_step_order=_in_step_order)
 _TEMPLATES.globals.update(describe=describe, numbers_for=_numbers_for, reply_words=REPLY_WORDS,
                           outcome_rows=[*OUTCOME_LABELS.items(), ("all", "Both outcomes")],

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 STEP_ORDER = ("login", "explore", "bootstrap", "submit", "approval", "server", "finish")
 RUNNING, OK, FAILED = "running", "ok", "failed"
-RESULT_FILES = ("aggregate.json", "figures", "mock", "run.json")  # what archive_previous moves
+KEPT = ("history", "simulation")  # what archive_previous leaves in place: every other entry is a run's result
 
 
 @dataclass
@@ -62,6 +62,7 @@ class RunRecord:
     datasites: list[str] = field(default_factory=list)  # the owners that replied
     missing_datasites: list[str] = field(default_factory=list)
     resumed: bool | None = None  # the DS found its earlier submission instead of submitting
+    replies: list[dict] = field(default_factory=list)  # per round: asked, replied, errors, silent
 
     @property
     def ended(self) -> bool:
@@ -86,8 +87,10 @@ class RunRecord:
             out["finished"] = self.finished
         if self.error:
             out["error"] = self.error
-        if self.rounds_total is not None:
+        if self.rounds_total is not None or self.rounds_done is not None:
             out["rounds"] = {"done": self.rounds_done or 0, "total": self.rounds_total}
+        if self.replies:
+            out["replies"] = [dict(r) for r in self.replies]
         if self.resumed is not None:
             out["resumed"] = self.resumed
         if self.status != RUNNING or self.datasites or self.missing_datasites:
@@ -112,6 +115,8 @@ class RunRecord:
             datasites=emails(data.get("datasites")),
             missing_datasites=emails(data.get("missing_datasites")),
             resumed=resumed if isinstance(resumed, bool) else None,
+            replies=[r for r in data.get("replies", []) if isinstance(r, dict)]
+            if isinstance(data.get("replies"), list) else [],
         )
 
     @classmethod
@@ -161,7 +166,7 @@ class RunLog:
             self.record.owners = owners
             self.save()
 
-    def rounds(self, done: int, total: int) -> None:
+    def rounds(self, done: int, total: int | None) -> None:
         if (self.record.rounds_done, self.record.rounds_total) != (done, total):
             self.record.rounds_done, self.record.rounds_total = done, total
             self.save()
@@ -172,8 +177,11 @@ class RunLog:
 
 
 def archive_previous(results: Path) -> None:
-    """Keep earlier results under history/ instead of overwriting them."""
-    previous = [results / n for n in RESULT_FILES if (results / n).exists()]
+    """Keep an earlier run's results (everything it wrote here: run.json, the app's files, the
+    server's log) under history/ instead of overwriting them."""
+    if not (results / "run.json").exists():
+        return  # no earlier run here (and not a folder of ours to tidy)
+    previous = [p for p in results.iterdir() if p.name not in KEPT and not p.name.startswith(".")]
     if not previous:
         return
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((results / "run.json").stat().st_mtime

@@ -1,7 +1,8 @@
-"""`federation simulate`: the DS's two offline rehearsals of fed_app, before it submits.
+"""`federation simulate`: the DS's two offline rehearsals of its app (FED_APP), before it submits.
 
 1. `flwr run`: Flower's own simulation (Ray backend) of a copy of the app, one node per
-   owner in DATASITES, each on its share of the public Pima file (PIMA_CSV).
+   owner in DATASITES: the bundled app each on its share of the public Pima file (PIMA_CSV),
+   another app on the first owner's mock (DATA_DIR), as it says.
 2. `syft_flwr.run`: the bootstrapped app on every owner's mock, fetched as a guest.
 
 Outputs go to RESULTS_DIR/simulation/flwr/ and .../syft_flwr/ (simulation.log,
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -163,9 +165,25 @@ def rows_by_outcome(aggregate: dict) -> dict[str, int]:
     return {outcome: v["count"] + v["missing"] for outcome, v in sorted(feature["by_outcome"].items())}
 
 
+FLOWER_FAILED = re.compile(r"^(ERROR|Traceback)|ServerApp thread raised an exception|Exception in ServerApp", re.M)
+
+
+def is_bundled(fed_app: Path) -> bool:
+    """The app this project ships (or a copy of it): it reads PIMA_CSV in Flower's simulation
+    and writes aggregate.json."""
+    import tomllib
+
+    try:
+        return tomllib.loads((fed_app / "pyproject.toml").read_text()).get("project", {}).get("name") == "fed_app"
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
 def simulate(sim: Simulation, cmd: list[str], env: dict[str, str], cwd: Path, nodes: int,
-             timeout: float) -> Simulation:
-    """Run one simulation into a fresh `sim.out_dir`; it counts when every node replied."""
+             timeout: float, bundled: bool = True) -> Simulation:
+    """Run one simulation into a fresh `sim.out_dir`. The bundled app's counts when its
+    aggregate.json says every node replied; another app's when it exited 0 and its log shows no
+    error (`flwr run` exits 0 even when the simulation failed)."""
     shutil.rmtree(sim.out_dir, ignore_errors=True)
     sim.out_dir.mkdir(parents=True)
     started = time.monotonic()
@@ -186,8 +204,10 @@ def simulate(sim: Simulation, cmd: list[str], env: dict[str, str], cwd: Path, no
         sim.rows = rows_by_outcome(aggregate)
         if aggregate["replied"] != nodes:
             sim.error = sim.error or f"{aggregate['replied']} of {nodes} nodes replied"
-    else:  # `flwr run` exits 0 even when the simulation failed: the aggregate is what counts
+    elif bundled:  # `flwr run` exits 0 even when the simulation failed: the aggregate is what counts
         sim.error = sim.error or "no aggregate.json written"
+    elif (failed := FLOWER_FAILED.search(sim.log_file.read_text(errors="replace"))):
+        sim.error = sim.error or f"the log shows an error: {failed.group(0)!r}"
     sim.ok = not sim.error
     if not sim.ok:
         tail = sim.log_file.read_text(errors="replace").splitlines()[-10:]
@@ -196,17 +216,20 @@ def simulate(sim: Simulation, cmd: list[str], env: dict[str, str], cwd: Path, no
     return sim
 
 
-def run_flwr(fed_app: Path, csv: Path, nodes: int, out_dir: Path, work: Path, round_timeout: float,
-             timeout: float = SIMULATION_TIMEOUT) -> Simulation:
-    """Flower's simulation of a copy of the app: `nodes` partitions of the public file."""
+def run_flwr(fed_app: Path, data: Path, nodes: int, out_dir: Path, work: Path, round_timeout: float,
+             timeout: float = SIMULATION_TIMEOUT, bundled: bool = True) -> Simulation:
+    """Flower's simulation of a copy of the app: the bundled app on `nodes` partitions of the
+    public file `data`; another app with every node reading the mock folder `data` (DATA_DIR:
+    Flower's simulation gives all its nodes one environment)."""
     app = work / "flwr" / "fed_app"
     shutil.copytree(fed_app, app, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "results", ".*"))
     with open(app / "pyproject.toml", "a") as f:
         f.write(FLWR_FEDERATION.format(nodes=nodes))
     cmd = [str(Path(sys.executable).with_name("flwr")), "run", str(app), "simulate",
            "--run-config", f"min-nodes={nodes}"]
-    env = child_env(PIMA_CSV=str(csv.resolve()), SYFT_FLWR_MSG_TIMEOUT=str(round_timeout))
-    return simulate(Simulation("flwr", out_dir), cmd, env, app.parent, nodes, timeout)
+    data_env = {"PIMA_CSV": str(data.resolve())} if bundled else {"DATA_DIR": str(data.resolve())}
+    env = child_env(SYFT_FLWR_MSG_TIMEOUT=str(round_timeout), **data_env)
+    return simulate(Simulation("flwr", out_dir), cmd, env, app.parent, nodes, timeout, bundled)
 
 
 def run_syft_flwr(settings: ScientistSettings, mocks: list[Path], out_dir: Path, work: Path,
@@ -218,7 +241,7 @@ def run_syft_flwr(settings: ScientistSettings, mocks: list[Path], out_dir: Path,
     env = child_env(TMPDIR=str(tmp), DATASITES=",".join(settings.datasites), DATASET_NAME=settings.dataset,
                     SYFT_FLWR_MSG_TIMEOUT=str(settings.round_timeout))
     sim = simulate(Simulation("syft_flwr", out_dir), [sys.executable, "-c", SYFT_FLWR_RUN, str(app), *map(str, mocks)],
-                   env, app.parent, len(mocks), timeout)
+                   env, app.parent, len(mocks), timeout, bundled=is_bundled(settings.fed_app))
     if (app / "simulation_logs").is_dir():  # each party's own log
         shutil.copytree(app / "simulation_logs", out_dir / "logs")
     return sim
@@ -247,14 +270,20 @@ def summary_line(sim: Simulation) -> str:
 
 def main() -> int:
     settings = ScientistSettings.from_env()
-    csv = public_csv(settings)
+    bundled = is_bundled(settings.fed_app)
+    csv = public_csv(settings) if bundled else None
     point_libraries_at(settings.party)
     out = settings.results_dir / "simulation"
     work = Path(tempfile.mkdtemp(prefix="simulate-"))
     try:
         mocks = fetch_mocks(settings, work / "mocks")
+        if not bundled:
+            print(f"simulation flwr: {settings.fed_app} is not the bundled app, so it gets no share of the "
+                  f"public Pima file: each of its {len(mocks)} nodes reads the mock of {settings.datasites[0]} "
+                  "(DATA_DIR; Flower's simulation gives all its nodes one environment)")
         inotify_before = inotify_instances()
-        sims = [run_flwr(settings.fed_app, csv, len(settings.datasites), out / "flwr", work, settings.round_timeout),
+        sims = [run_flwr(settings.fed_app, csv or mocks[0], len(settings.datasites), out / "flwr", work,
+                         settings.round_timeout, bundled=bundled),
                 run_syft_flwr(settings, mocks, out / "syft_flwr", work)]
         inotify_after = inotify_instances()
     finally:

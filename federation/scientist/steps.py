@@ -2,13 +2,15 @@
 
 bootstrap a copy of the app → submit it to every owner → wait for the owners' runners to
 approve it → (the Flower server: flower_server.py) → wait for every job's final status →
-check who replied. The mock preview runs the app's statistics on the mocks meanwhile.
+check who replied (from the Flower messages: replies.py). An app with a preview module (the
+bundled one) runs its statistics on the mocks meanwhile.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from federation.common.settings import ScientistSettings, child_environment
 from federation.common.statuses import JobStatus
 from federation.common.syftbox import SyncClient, wait_for
 from federation.scientist.errors import WorkflowError
+from federation.scientist.replies import Round, replied_every_round
 from federation.scientist.session import OwnerSession, mock_dirs, refresh
 
 log = logging.getLogger(__name__)
@@ -32,10 +35,30 @@ def _unwatched(stage: str, owners: list[OwnerSession]) -> None:
     pass
 
 
+def check_app(fed_app: Path) -> dict:
+    """The app's pyproject.toml, once it is a Flower app syft_flwr can bootstrap; else WorkflowError."""
+    import tomllib
+
+    pyproject = fed_app / "pyproject.toml"
+    if not pyproject.is_file():
+        raise WorkflowError(f"the app folder {fed_app} has no pyproject.toml (FED_APP: a folder holding a "
+                            "syft_flwr app)")
+    try:
+        config = tomllib.loads(pyproject.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise WorkflowError(f"{pyproject}: not valid TOML ({e})") from None
+    components = config.get("tool", {}).get("flwr", {}).get("app", {}).get("components", {})
+    missing = [c for c in ("serverapp", "clientapp") if c not in components]
+    if missing:
+        raise WorkflowError(f"{pyproject}: no [tool.flwr.app.components] {' and '.join(missing)}: not a Flower app")
+    return config
+
+
 def bootstrap_copy(fed_app: Path, run_dir: Path, aggregator: str, datasites: list[str]) -> Path:
     """A fresh copy of the app in `run_dir`, bootstrapped for this aggregator and these owners."""
     import syft_flwr
 
+    check_app(fed_app)
     app_dir = run_dir / "fed_app"
     shutil.copytree(fed_app, app_dir,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "results", "main.py", ".*"))
@@ -48,10 +71,14 @@ def bootstrap(settings: ScientistSettings, run_dir: Path) -> Path:
 
 
 def submit(settings: ScientistSettings, app_dir: Path, owner: OwnerSession) -> None:
+    import tomllib
+
+    project = tomllib.loads((app_dir / "pyproject.toml").read_text()).get("project", {})
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", str(project.get("name") or "fed-app"))
     owner.job = owner.session.job.submit(
-        name=f"fed-histograms-{app_dir.parent.name}", user_code_path=str(app_dir),
+        name=f"{name}-{app_dir.parent.name}", user_code_path=str(app_dir),
         dataset_name=settings.dataset, entrypoint="main.py",
-        description="Per-outcome histograms of the 8 Pima features",
+        description=str(project.get("description") or f"the Flower app {name}"),
     )
     owner.status = owner.job.status.value
     log.info("%s: job %s submitted", owner.email, owner.job.uid.hex[:8])
@@ -93,34 +120,63 @@ def wait_until_done(owners: list[OwnerSession], watch: Watcher = _unwatched, tim
         log.warning("%s; recording the last status seen", e)
 
 
-def check_replies(settings: ScientistSettings) -> tuple[dict, list[str]]:
-    """The aggregate and the owners missing from it; fewer than MIN_REPLIES replies do not count."""
-    path = settings.results_dir / "aggregate.json"
-    if not path.exists():
-        raise WorkflowError(f"the server wrote no {path}")
-    aggregate = json.loads(path.read_text())
-    missing = sorted(set(settings.datasites) - set(aggregate.get("datasites", [])))
-    replied = len(settings.datasites) - len(missing)
-    if replied < settings.min_replies:
-        raise WorkflowError(f"only {replied} of {len(settings.datasites)} owners replied, {settings.min_replies} "
-                            f"needed (MIN_REPLIES); no reply from {', '.join(missing)}")
+def check_replies(settings: ScientistSettings, rounds: list[Round]) -> tuple[list[str], list[str]]:
+    """Who replied (a usable reply in every round that asked it) and who is missing, from the
+    Flower messages; fewer than MIN_REPLIES repliers do not count."""
+    if not rounds:
+        raise WorkflowError("the Flower server sent no question to any owner (see server.log in the results)")
+    replied = [e for e in settings.datasites if e in replied_every_round(rounds)]
+    missing = [e for e in settings.datasites if e not in replied]
+    if len(replied) < settings.min_replies:
+        why = "; ".join(f"round {r.number}: " + ", ".join(
+            [f"{e} answered with an error: {err}" for e, err in r.errors.items()]
+            + [f"no reply from {e}" for e in r.silent]) for r in rounds if r.errors or r.silent)
+        raise WorkflowError(f"only {len(replied)} of {len(settings.datasites)} owners replied, {settings.min_replies} "
+                            f"needed (MIN_REPLIES); {why or 'no reply from ' + ', '.join(missing)}")
     if missing:
-        log.warning("no reply from %s: the aggregate counts the other %d owner(s)", ", ".join(missing), replied)
-    return aggregate, missing
+        log.warning("no usable reply from %s: the results count the other %d owner(s)", ", ".join(missing),
+                    len(replied))
+    return replied, missing
 
 
-def start_mock_preview(settings: ScientistSettings, owners: list[OwnerSession]) -> subprocess.Popen:
+def read_aggregate(settings: ScientistSettings) -> dict | None:
+    """The bundled app's aggregate.json (its contract with the page), when the app wrote one."""
+    path = settings.results_dir / "aggregate.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def preview_module(fed_app: Path) -> str | None:
+    """`<package>.preview` when the app has one (the bundled app does: its statistics on the
+    mocks, for the page to show beside the real ones)."""
+    import tomllib
+
+    try:
+        server = tomllib.loads((fed_app / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["components"][
+            "serverapp"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return None
+    package = server.split(":")[0].split(".")[0]
+    return f"{package}.preview" if (fed_app / package / "preview.py").is_file() else None
+
+
+def start_mock_preview(settings: ScientistSettings, owners: list[OwnerSession]) -> subprocess.Popen | None:
     """The app's statistics on the owners' mocks (results/mock/), for the page to show beside
-    the real ones; runs while the owners review the job."""
+    the real ones; runs while the owners review the job. None: the app has no preview."""
+    module = preview_module(settings.fed_app)
+    if module is None:
+        return None
     out = settings.results_dir / "mock"
     shutil.rmtree(out, ignore_errors=True)
     with open(settings.party.state_dir / "mock-preview.log", "wb") as log_file:  # the child keeps its copy
-        return subprocess.Popen([sys.executable, "-m", "fed_app.preview", str(out),
+        return subprocess.Popen([sys.executable, "-m", module, str(out),
                                  *map(str, mock_dirs(settings, owners))],
                                 cwd=settings.fed_app, env=child_environment(DATASET_NAME=settings.dataset),
                                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-def finish_mock_preview(proc: subprocess.Popen, settings: ScientistSettings) -> None:
-    if proc.wait(timeout=120) != 0:  # the page then says there is no mock figure; the run still counts
+def finish_mock_preview(proc: subprocess.Popen | None, settings: ScientistSettings) -> None:
+    if proc is not None and proc.wait(timeout=120) != 0:  # the page then says there is no mock figure; the run still counts
         log.warning("no mock preview: see %s", settings.party.state_dir / "mock-preview.log")

@@ -22,7 +22,8 @@ from federation.common.settings import ScientistSettings
 from federation.common.statuses import JobStatus
 from federation.common.syftbox import SyncClient, point_libraries_at
 from federation.scientist.errors import WorkflowError
-from federation.scientist.flower_server import run_server
+from federation.scientist.flower_server import MESSAGE_LOG, run_server
+from federation.scientist.replies import read_rounds
 from federation.scientist.progress import Progress
 from federation.scientist.run_record import RunLog, archive_previous
 from federation.scientist.session import OwnerSession, explore, for_each, login, refresh
@@ -41,7 +42,7 @@ class Watch:
         self.run, self.owners, self.progress = run, owners, progress
 
     def __call__(self, stage: str, owners: list[OwnerSession] | None = None,
-                 rounds: tuple[int, int] | None = None) -> None:
+                 rounds: tuple[int, int | None] | None = None) -> None:
         owners = self.owners if owners is None else owners
         if self.progress is not None:
             self.progress.show(stage, {o.email: (o.status, o.reason) for o in owners}, rounds)
@@ -51,7 +52,7 @@ class Watch:
         if self.run is not None:
             self.run.owners({o.email: o.record() for o in self.owners})
 
-    def server_tick(self, done: int, total: int) -> None:
+    def server_tick(self, done: int, total: int | None) -> None:
         for o in self.owners:
             refresh(o)
         if self.run is not None:
@@ -97,10 +98,14 @@ def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> Non
         mock_preview = start_mock_preview(settings, owners)
         with run.step("approval"):
             wait_until_running(settings, owners, sync, watch)
-        with run.step("server"):
-            run_server(settings, app_dir, app_dir.parent, watch.server_tick)
-        aggregate, missing = check_replies(settings)
-        run.record.datasites, run.record.missing_datasites = aggregate["datasites"], missing
+        rounds = []
+        try:
+            with run.step("server"):
+                rounds = run_server(settings, app_dir, app_dir.parent, watch.server_tick)
+        finally:
+            run.record.replies = [r.to_json() for r in rounds or read_rounds(app_dir.parent / MESSAGE_LOG)]
+        replied, missing = check_replies(settings, rounds)
+        run.record.datasites, run.record.missing_datasites = replied, missing
         with run.step("finish"):
             wait_until_done([o for o in owners if o.email not in missing], watch)
         finish_mock_preview(mock_preview, settings)

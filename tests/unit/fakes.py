@@ -60,13 +60,26 @@ class FakeJob:
     def get_update_for_in_progress(self) -> dict:
         return {"uid": self.uid, "status": Status.job_in_progress}
 
-    def get_update_for_return_code(self, return_code, error_message=None) -> dict:
+    def get_update_for_return_code(self, return_code, error_message=None) -> "FakeUpdate":
         # like syft_rds: 0 finished, anything else failed with the message; updates self
         if return_code == 0:
             self.status, self.error_message = Status.job_run_finished, None
         else:
             self.status, self.error_message = Status.job_run_failed, error_message
-        return {"uid": self.uid, "status": self.status, "error_message": self.error_message}
+        return FakeUpdate(uid=self.uid, status=self.status, error_message=self.error_message)
+
+
+class FakeUpdate(dict):
+    """syft-rds's JobUpdate: its fields as attributes too (the runner adds a note to it)."""
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 class FakeJobs:

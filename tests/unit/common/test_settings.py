@@ -23,8 +23,8 @@ def settings_error(fn) -> str:
 def test_owner_settings_from_env_valid(env, tmp_path):
     env(SYFTBOX_EMAIL=" do1@openmined.org ", APPROVE_JOBS_FROM=" ds@openmined.org , b@x.org ,",
         FEDERATION_HOME=str(tmp_path), DEMO_PARTITION="2/3", MOCK_ROWS="25", JOB_TIMEOUT="12.5",
-        PIMA_CSV="/data/pima.csv", PRIVATE_DATA_DIR="/data/mine", DATASET_NAME="my-set",
-        SYFTBOX_SERVER_URL="http://server:9000", PIMA_URL="file:///x.csv")
+        PIMA_CSV="/data/pima.csv", DATASETS_DIR="/data/mine", ALLOW_REAL_ROWS_IN_MOCK="true",
+        STRICT_DEPENDENCIES="yes", SYFTBOX_SERVER_URL="http://server:9000", PIMA_URL="file:///x.csv")
     s = OwnerSettings.from_env()
     assert s.party == Party("do1@openmined.org", "http://server:9000", tmp_path)
     assert s.party.syftbox_dir == tmp_path / "SyftBox"
@@ -36,8 +36,8 @@ def test_owner_settings_from_env_valid(env, tmp_path):
     assert s.mock_rows == 25 and isinstance(s.mock_rows, int)
     assert s.job_timeout == 12.5
     assert s.pima_csv == Path("/data/pima.csv")
-    assert s.private_dir == Path("/data/mine")
-    assert s.dataset == "my-set"
+    assert s.datasets_dir == Path("/data/mine")
+    assert s.allow_real_mock_rows is True and s.strict_dependencies is True
     assert s.pima_url == "file:///x.csv"
 
 
@@ -49,11 +49,30 @@ def test_owner_settings_defaults(env):
     assert s.mock_rows == 40
     assert s.job_timeout == 600
     assert s.pima_csv is None
-    assert s.private_dir == Path("/data/private")
-    assert s.dataset == "pima-indians-diabetes-database"
+    assert s.datasets_dir == Path("/data/datasets")
+    assert s.demo_dataset == "pima-indians-diabetes-database"
+    assert s.allow_real_mock_rows is False and s.strict_dependencies is False
     assert s.party.server_url is None  # the kit's
     assert s.party.kit == Path("/run/federation/kit/kit.json")
     assert s.party.home == Path.home() / "federation"
+
+
+def test_owner_settings_demo_off_and_bad_flags(env):
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org", DEMO_PARTITION="off")
+    assert OwnerSettings.from_env().demo_partition is None
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org", ALLOW_REAL_ROWS_IN_MOCK="maybe")
+    msg = settings_error(OwnerSettings.from_env)
+    assert "ALLOW_REAL_ROWS_IN_MOCK" in msg and "'maybe'" in msg
+
+
+def test_scientist_settings_fed_app_named_and_mounted_must_agree(env):
+    env(SYFTBOX_EMAIL="ds@openmined.org", DATASITES="do1@openmined.org", FED_APP="examples/moments",
+        FED_APP_MOUNTED="fed_app")
+    msg = settings_error(ScientistSettings.from_env)
+    assert "'examples/moments'" in msg and "'fed_app'" in msg and "scripts/up" in msg
+    env(SYFTBOX_EMAIL="ds@openmined.org", DATASITES="do1@openmined.org", FED_APP="examples/moments/",
+        FED_APP_MOUNTED="examples/moments", FED_APP_DIR="/app/study")
+    assert ScientistSettings.from_env().fed_app == Path("/app/study")
 
 
 @pytest.mark.parametrize("missing", ["SYFTBOX_EMAIL", "APPROVE_JOBS_FROM"])

@@ -78,136 +78,156 @@ def raises_dataset_error(fn, *args) -> str:
 # --------------------------------------------------------------------------- reading real rows
 
 
-def test_read_private_csvs_two_files_hold_every_real_row(tmp_path, real_lines, real_rows):
-    header, rows = real_lines[0], real_lines[1:]
-    write(tmp_path / "a_first.csv", header, *rows[:400])
-    write(tmp_path / "b_second.csv", header, *rows[400:])
-    (tmp_path / "notes.txt").write_text("not a csv, must be ignored\n")
-
-    table = data.read_private_csvs(tmp_path)
-
-    assert table.columns == COLS
-    assert len(table.rows) == 768
-    assert table.rows == real_rows  # string cells identical to the file's, in file order
-    assert all(isinstance(c, str) for r in table.rows for c in r)
+def read(path: Path) -> Table:
+    return data.read_table(path, path.name)
 
 
-def test_read_csv_real_file(pima_csv, real_rows):
-    table = data.read_csv(pima_csv)
-    assert table.columns == COLS
-    assert table.rows == real_rows
-    outcomes = Counter(r[-1] for r in table.rows)
-    assert outcomes == Counter(r[-1] for r in real_rows)
-    assert set(outcomes) == {"0", "1"}
+def test_read_table_real_file(pima_csv, real_rows):
+    table = read(pima_csv)
+    assert table.columns == COLS and table.rows == real_rows
 
 
-def test_columns_in_another_order_are_reordered(tmp_path, real_rows):
-    order = list(reversed(COLS))
-    idx = [COLS.index(c) for c in order]
-    lines = [",".join(order)] + [",".join(r[i] for i in idx) for r in real_rows[:50]]
-    table = data.read_csv(write(tmp_path / "rev.csv", *lines))
-    assert table.columns == COLS
-    assert table.rows == real_rows[:50]
-
-
-def test_extra_column_and_spaces_around_cells(tmp_path):
-    path = write(tmp_path / "x.csv", "Id, " + HEADER.replace(",", " , "), "17, " + good_row().replace(",", " , "))
-    table = data.read_csv(path)
-    assert table.rows == [tuple(good_row().split(","))]
+def test_any_columns_spaces_trimmed_and_excel_bom(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_bytes("\ufeffage, y ,name\n 50 ,1, Ann \n".encode())
+    assert read(path) == Table(["age", "y", "name"], [("50", "1", "Ann")])
 
 
 def test_blank_lines_are_skipped_and_line_numbers_still_count_them(tmp_path):
-    path = write(tmp_path / "blank.csv", HEADER, good_row(), "", "   ", ",,,,,,,,", good_row("1"), "")
-    table = data.read_csv(path)
-    assert table.rows == [tuple(good_row().split(",")), tuple(good_row("1").split(","))]
-
-    # the bad cell is on file line 5 (header = 1, then a row, then two blank lines)
-    bad = write(tmp_path / "blank_bad.csv", HEADER, good_row(), "", "", good_row(bmi="fat"))
-    msg = raises_dataset_error(data.read_csv, bad)
-    assert "blank_bad.csv" in msg and "BMI" in msg and "line 5" in msg and "'fat'" in msg
+    path = write(tmp_path / "gaps.csv", "a,b", "1,2", "", "3")
+    msg = raises_dataset_error(read, path)
+    assert msg == "gaps.csv: line 4 has 1 fields, the header 2"
 
 
 def test_crlf_line_endings(tmp_path):
-    path = write(tmp_path / "crlf.csv", HEADER, good_row(), good_row("1"), end="\r\n")
-    assert data.read_csv(path).rows == [tuple(good_row().split(",")), tuple(good_row("1").split(","))]
+    path = write(tmp_path / "crlf.csv", "a,b", "1,2", "3,4", end="\r\n")
+    assert read(path).rows == [("1", "2"), ("3", "4")]
 
 
-# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("lines, message", [
+    ((), "empty file (no header, no rows)"),
+    (("a,b",), "no data rows"),
+    (("a,b", "", ""), "no data rows"),
+    (("a,a,b", "1,2,3"), "column(s) 'a' appear twice in the header"),
+    ((",,", "1,2,3"), "its first line is not a header"),
+])
+def test_a_csv_that_is_not_a_table_is_refused_naming_the_file(tmp_path, lines, message):
+    assert raises_dataset_error(read, write(tmp_path / "bad.csv", *lines)) == f"bad.csv: {message}"
 
 
-def test_missing_column_is_named(tmp_path):
-    cols = [c for c in COLS if c != "Insulin"]
-    path = write(tmp_path / "no_insulin.csv", ",".join(cols), "6,148,72,35,33.6,0.627,50,1")
-    msg = raises_dataset_error(data.read_csv, path)
-    assert "no_insulin.csv" in msg
-    assert "Insulin" in msg
-    assert "missing column" in msg
-    for other in ("Glucose", "BMI", "Outcome"):  # only the missing one is named
-        assert other not in msg
+def test_a_file_that_is_not_text(tmp_path):
+    path = tmp_path / "blob.csv"
+    path.write_bytes(b"a,b\n\xff\xfe,1\n")
+    assert "blob.csv: not UTF-8 text" in raises_dataset_error(read, path)
 
 
-def test_non_numeric_cell_names_file_column_and_file_line(tmp_path):
-    path = write(tmp_path / "bad_cell.csv", HEADER, good_row(), good_row(), "6,high,72,35,0,33.6,0.627,50,1")
-    msg = raises_dataset_error(data.read_csv, path)
-    assert "bad_cell.csv" in msg
-    assert "column Glucose" in msg
-    assert "line 4" in msg  # header is line 1, the bad row is the 4th line of the file
-    assert "'high'" in msg
+# --------------------------------------------------------------------------- dataset folders
 
 
-@pytest.mark.parametrize("cell", ["", "nan", "inf", "1,5", "NA"])
-def test_non_finite_or_empty_cells_are_refused(tmp_path, cell):
-    row = f'6,148,72,35,"{cell}",33.6,0.627,50,0'
-    path = write(tmp_path / "cells.csv", HEADER, good_row(), row)
-    msg = raises_dataset_error(data.read_csv, path)
-    assert "cells.csv" in msg and "column Insulin" in msg and "line 3" in msg
+def openmined_dataset(root: Path, name: str = "vitals", mock_rows=None, readme: bool = True) -> Path:
+    """OpenMined's example layout: private/train.csv + test.csv (outcome y), mock/ optional."""
+    folder = root / name
+    write(folder / "private" / "train.csv", "age,bmi,y", "50,31.2,1", "41,22.0,0", "63,28.5,1")
+    write(folder / "private" / "test.csv", "age,bmi,y", "35,24.1,0", "58,30.3,1")
+    if mock_rows is not None:
+        write(folder / "mock" / "train.csv", "age,bmi,y", *mock_rows)
+        write(folder / "mock" / "test.csv", "age,bmi,y", "44,26.0,0")
+    if readme:
+        write(folder / "README.md", "# vitals", "Two clinics' vitals.")
+    return folder
 
 
-def test_short_row_names_the_first_missing_cell(tmp_path):
-    path = write(tmp_path / "short.csv", HEADER, "6,148,72,35,0,33.6")
-    msg = raises_dataset_error(data.read_csv, path)
-    assert "short.csv" in msg and "column DiabetesPedigreeFunction" in msg and "line 2" in msg
+def test_a_dataset_in_openmined_layout_without_a_mock(tmp_path):
+    ds = data.read_dataset(openmined_dataset(tmp_path))
+    assert ds.name == "vitals" and ds.mock_dir is None and ds.readme == tmp_path / "vitals" / "README.md"
+    assert sorted(ds.tables) == ["test.csv", "train.csv"] and ds.rows == 5
+    assert ds.tables["test.csv"].rows == [("35", "24.1", "0"), ("58", "30.3", "1")]
 
 
-@pytest.mark.parametrize("outcome", ["2", "-1", "1.0", "0.5"])
-def test_outcome_not_0_or_1(tmp_path, outcome):
-    path = write(tmp_path / "outcome.csv", HEADER, good_row("1"), good_row(outcome))
-    msg = raises_dataset_error(data.read_csv, path)
-    assert "outcome.csv" in msg and "column Outcome" in msg and "line 3" in msg
-    assert repr(outcome) in msg
+def test_a_synthetic_mock_given_by_the_owner_is_kept(tmp_path):
+    ds = data.read_dataset(openmined_dataset(tmp_path, mock_rows=["49,27.7,1", "40,23.3,0"]))
+    assert ds.mock_dir == tmp_path / "vitals" / "mock" and ds.real_mock_rows == {}
 
 
-def test_header_only_has_no_data_rows(tmp_path):
-    msg = raises_dataset_error(data.read_csv, write(tmp_path / "header_only.csv", HEADER))
-    assert "header_only.csv" in msg and "no data rows" in msg
-
-    msg = raises_dataset_error(data.read_csv, write(tmp_path / "header_blank.csv", HEADER, "", ""))
-    assert "header_blank.csv" in msg and "no data rows" in msg
-
-
-def test_empty_file(tmp_path):
-    path = tmp_path / "empty.csv"
-    path.write_bytes(b"")
-    msg = raises_dataset_error(data.read_csv, path)
-    assert "empty.csv" in msg and "empty" in msg.replace("empty.csv", "")
+def test_a_mock_sampled_from_the_private_data_is_refused_naming_the_file_and_the_count(tmp_path):
+    folder = openmined_dataset(tmp_path, mock_rows=["50,31.2,1", "35,24.1,0", "49,27.7,1"])
+    msg = raises_dataset_error(data.read_dataset, folder)
+    assert msg.startswith("dataset vitals: mock/train.csv: 2 of its 3 rows are rows of the private data")
+    assert "ALLOW_REAL_ROWS_IN_MOCK=true" in msg
 
 
-def test_folder_without_csv(tmp_path):
-    (tmp_path / "readme.txt").write_text(HEADER + "\n" + good_row() + "\n")
-    (tmp_path / "sub").mkdir()
-    write(tmp_path / "sub" / "nested.csv", HEADER, good_row())  # not read: only the folder itself
-    msg = raises_dataset_error(data.read_private_csvs, tmp_path)
-    assert str(tmp_path) in msg and "no CSV" in msg
+def test_a_mock_with_real_rows_is_published_when_the_owner_allows_it_and_logged(tmp_path, caplog):
+    folder = openmined_dataset(tmp_path, mock_rows=["50,31.2,1", "49,27.7,1"])
+    with caplog.at_level(logging.WARNING):
+        ds = data.read_dataset(folder, allow_real_mock_rows=True)
+    assert ds.real_mock_rows == {"train.csv": 1}
+    assert "mock/train.csv holds 1 real row(s) of 2: published anyway (ALLOW_REAL_ROWS_IN_MOCK)" in caplog.text
 
 
-def test_bad_second_file_is_named(tmp_path, real_lines):
-    write(tmp_path / "a.csv", real_lines[0], *real_lines[1:20])
-    write(tmp_path / "b.csv", HEADER, good_row(), good_row("7"))
-    msg = raises_dataset_error(data.read_private_csvs, tmp_path)
-    assert "b.csv" in msg and "a.csv" not in msg and "line 3" in msg and "Outcome" in msg
+def test_a_given_mock_must_mirror_every_private_csv(tmp_path):
+    folder = openmined_dataset(tmp_path, mock_rows=["49,27.7,1"])
+    (folder / "mock" / "test.csv").unlink()
+    assert raises_dataset_error(data.read_dataset, folder) == (
+        "dataset vitals: mock/ has no test.csv (private/ has it): code written against the mock would not find it")
+    write(folder / "mock" / "test.csv", "age,weight,y", "44,80,0")
+    assert raises_dataset_error(data.read_dataset, folder) == (
+        "dataset vitals: mock/test.csv has columns age, weight, y; private/test.csv has age, bmi, y")
 
 
-# --------------------------------------------------------------------------- partition
+@pytest.mark.parametrize("setup, message", [
+    (lambda f: f.mkdir(), "dataset clinic: no private/ folder in"),
+    (lambda f: (f / "private").mkdir(parents=True), "dataset clinic: private/ holds no file"),
+    (lambda f: write(f / "private" / "scan.dcm", "binary"),
+     "dataset clinic: private/ holds no CSV file to make a mock from; give a mock/ folder"),
+    (lambda f: write(f / "private" / "a.csv", "x,y", "1"), "dataset clinic: private/a.csv: line 2 has 1 fields"),
+])
+def test_a_dataset_folder_that_cannot_be_published_says_why(tmp_path, setup, message):
+    setup(tmp_path / "clinic")
+    assert message in raises_dataset_error(data.read_dataset, tmp_path / "clinic")
+
+
+def test_files_that_are_not_csv_are_fine_with_a_given_mock(tmp_path):
+    folder = tmp_path / "scans"
+    write(folder / "private" / "scan.dcm", "binary")
+    write(folder / "mock" / "scan.dcm", "synthetic")
+    ds = data.read_dataset(folder)
+    assert ds.tables == {} and ds.mock_dir == folder / "mock"
+
+
+def test_a_dataset_name_is_one_path_segment_of_plain_characters(tmp_path):
+    write(tmp_path / "my data" / "private" / "a.csv", "x", "1")
+    assert "a dataset's name is letters, digits" in raises_dataset_error(data.read_dataset, tmp_path / "my data")
+
+
+def test_every_folder_is_one_dataset(tmp_path):
+    openmined_dataset(tmp_path, "vitals")
+    openmined_dataset(tmp_path, "labs", readme=False)
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / "README.md").write_text("about these datasets")
+    found = data.find_datasets(tmp_path)
+    assert [d.name for d in found] == ["labs", "vitals"] and found[0].readme is None
+    assert data.find_datasets(tmp_path / "nowhere") == []
+
+
+def test_the_owner_makes_a_mock_for_every_private_csv_with_no_real_row(tmp_path):
+    ds = data.read_dataset(openmined_dataset(tmp_path))
+    mock = data.make_mock(ds, tmp_path / "made", n_rows=12, seed_text="do1@x.org")
+    made = {p.name: read(p) for p in mock.glob("*.csv")}
+    assert sorted(made) == ["test.csv", "train.csv"]
+    real = {r for t in ds.tables.values() for r in t.rows}
+    for name, table in made.items():
+        assert table.columns == ["age", "bmi", "y"]
+        assert not set(table.rows) & real
+        values = [set(col) for col in zip(*ds.tables[name].rows)]
+        assert all(cell in allowed for row in table.rows for cell, allowed in zip(row, values))
+
+
+def test_the_demo_share_is_a_dataset_with_its_readme(tmp_path, pima_csv):
+    ds = data.demo_dataset("pima-indians-diabetes-database", pima_csv, 2, 2, tmp_path / "demo", "do2@x.org")
+    assert list(ds.tables) == ["pima-part-2-of-2.csv"] and ds.rows == 384
+    assert "held by do2@x.org" in ds.readme.read_text() and "(384 rows)" in ds.readme.read_text()
+    again = data.demo_dataset("pima-indians-diabetes-database", pima_csv, 1, 3, tmp_path / "demo", "do2@x.org")
+    assert [p.name for p in again.private_dir.iterdir()] == ["pima-part-1-of-3.csv"]  # the old share is gone
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 7])
@@ -334,11 +354,13 @@ def test_mock_nearly_constant_columns_still_contain_no_real_row():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_mock_impossible_one_row_per_outcome_raises_not_loops(seed):
+def test_mock_with_one_row_per_outcome_draws_across_outcomes_and_holds_no_real_row(seed):
     rows = [("1", "100", "70", "20", "0", "30.0", "0.5", "40", "0"),
             ("3", "150", "80", "30", "90", "35.5", "0.9", "52", "1")]
-    with deadline(5), pytest.raises(DatasetError, match="real row"):
-        data.synthesize_mock(Table(list(COLS), rows), 40, seed=seed)
+    with deadline(5):
+        mock = data.synthesize_mock(Table(list(COLS), rows), 40, seed=seed)
+    assert len(mock.rows) == 40 and not set(mock.rows) & set(rows)
+    assert all(cell in {a, b} for row in mock.rows for cell, a, b in zip(row, *rows))
 
 
 def test_mock_impossible_every_combination_is_real_raises():
@@ -384,7 +406,7 @@ def test_public_pima_download_by_file_url_is_cached_and_reused(tmp_path, pima_cs
     got = data.public_pima(None, pima_csv.resolve().as_uri(), cache)
     assert got == cache
     assert cache.read_bytes() == pima_csv.read_bytes()
-    assert data.read_csv(got).rows == data.read_csv(pima_csv).rows
+    assert read(got).rows == read(pima_csv).rows
     # the cache is used next time: an unreachable URL no longer matters
     assert data.public_pima(None, "file:///nonexistent/pima.csv", cache) == cache
 
@@ -425,7 +447,7 @@ def test_public_pima_unreachable_url(tmp_path):
 def test_write_csv_round_trips(tmp_path, real_table):
     path = tmp_path / "deep" / "er" / "out.csv"
     data.write_csv(real_table, path)
-    assert data.read_csv(path) == real_table
+    assert read(path) == real_table
     assert path.read_text().splitlines()[0] == HEADER
     assert not list(path.parent.glob("*.tmp"))
 
@@ -435,7 +457,7 @@ def test_write_csv_round_trips_a_mock_and_overwrites(tmp_path, real_table):
     data.write_csv(real_table, path)
     mock = data.synthesize_mock(real_table, 25, seed=9)
     data.write_csv(mock, path)
-    again = data.read_csv(path)
+    again = read(path)
     assert again.rows == mock.rows
     assert len(again.rows) == len(mock.rows)
     assert math.isclose(len(again.rows), 25, abs_tol=2)

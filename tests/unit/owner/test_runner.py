@@ -324,3 +324,37 @@ def test_a_job_folder_left_on_the_jobs_volume_is_stopped_and_cleared_at_start(tm
     w.runner.close_interrupted()
     assert not left.exists()
     assert (w.state / "jobs" / "0123abcd" / "output" / "result.txt").read_text() == "kept"
+
+
+def with_dependencies(*deps: str) -> dict[str, str]:
+    listed = ", ".join(f'"{d}"' for d in deps)
+    return {"pyproject.toml": f'[project]\nname = "x"\ndependencies = [{listed}]\n'
+                              '[tool.syft_flwr]\napp_name = "ds@openmined.org_app_1"\n'}
+
+
+def test_a_job_needing_a_package_the_owner_lacks_is_rejected_naming_it(tmp_path):
+    w = World(tmp_path)
+    job = w.add_job(GOOD_MAIN, extra_files=with_dependencies("numpy>=1", "nopkg-xyz>=1.0"))
+    w.runner.serve_once()
+    assert w.stored(job).status == Status.rejected
+    assert "not installed on this datasite: nopkg-xyz>=1.0" in w.stored(job).error_message
+    assert w.record(job)["dependencies"]["missing"] == ["nopkg-xyz>=1.0"]
+    assert not (w.out(job) / "output").exists()
+
+
+def test_other_versions_are_shown_but_run_unless_the_owner_is_strict(tmp_path):
+    w = World(tmp_path)
+    job = w.add_job(GOOD_MAIN, extra_files=with_dependencies("numpy==1.0.0"))
+    w.runner.serve_once()
+    assert w.stored(job).status == Status.job_run_finished, w.stored(job).error_message
+    note = w.stored(job).error_message  # what the DS sees with its finished job
+    assert note.startswith("ran with other versions than declared: numpy==1.0.0 wanted, ")
+    assert "versions differ: numpy==1.0.0 wanted" in w.record(job)["decision"]["reason"]
+
+    (tmp_path / "strict").mkdir()
+    strict = World(tmp_path / "strict")
+    strict.runner.strict_dependencies = True
+    job = strict.add_job(GOOD_MAIN, extra_files=with_dependencies("numpy==1.0.0"))
+    strict.runner.serve_once()
+    assert strict.stored(job).status == Status.rejected
+    assert "STRICT_DEPENDENCIES" in strict.stored(job).error_message

@@ -34,6 +34,35 @@ def test_a_server_error_that_syft_flwr_swallows_still_fails_the_run_with_its_mes
 def test_a_server_that_exits_non_zero_fails_the_run_with_its_last_lines(tmp_path):
     s, app = fake_server(tmp_path, "import sys\nprint('fed_app server: round 1: wrote x')\nsys.exit(3)\n")
     rounds = []
-    with pytest.raises(WorkflowError, match=r"Flower server exited with 3:\nfed_app server: round 1: wrote x"):
+    with pytest.raises(WorkflowError, match=r"Flower server exited with 3:\n(.*\n)*fed_app server: round 1: wrote x$"):
         run_server(s, app, app.parent, lambda done, total: rounds.append((done, total)))
-    assert rounds[-1] == (1, 1)
+    assert rounds[-1] == (0, 1)  # rounds come from the messages it sent: none
+
+
+def test_what_the_server_app_writes_joins_the_results_with_its_log_however_it_ended(tmp_path):
+    s, app = fake_server(tmp_path, "import os, pathlib, sys\n"
+                                   "pathlib.Path('figure.png').write_bytes(b'png')\n"
+                                   "pathlib.Path('tables').mkdir()\n"
+                                   "pathlib.Path('tables/means.csv').write_text('a,1\\n')\n"
+                                   "pathlib.Path(os.environ['RESULTS_DIR'], 'direct.json').write_text('{}')\n"
+                                   "print('the server log')\nsys.exit(1)\n")
+    with pytest.raises(WorkflowError):
+        run_server(s, app, app.parent)
+    assert (s.results_dir / "server-files" / "figure.png").read_bytes() == b"png"
+    assert (s.results_dir / "server-files" / "tables" / "means.csv").read_text() == "a,1\n"
+    assert (s.results_dir / "direct.json").is_file()
+    assert "the server log" in (s.results_dir / "server.log").read_text()
+
+
+def test_the_rounds_come_from_the_message_log_and_the_app_may_not_say_how_many(tmp_path):
+    s, app = fake_server(tmp_path, "import json, sys\n"
+                                   "with open(sys.argv[0].replace('main.py', '../messages.jsonl'), 'a') as f:\n"
+                                   "    for e in ({'event': 'sent', 'round': 1, 'id': 'a', 'datasite': 'do1@x.org'},\n"
+                                   "              {'event': 'reply', 'round': 1, 'id': 'a', 'datasite': 'do1@x.org'}):\n"
+                                   "        f.write(json.dumps(e) + '\\n')\n")
+    (app / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    rounds = []
+    got = run_server(s, app, app.parent, lambda done, total: rounds.append((done, total)))
+    assert [r.to_json() for r in got] == [{"round": 1, "asked": ["do1@x.org"], "replied": ["do1@x.org"],
+                                           "errors": {}, "silent": []}]
+    assert rounds[-1] == (1, None)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from federation.common.statuses import short
-from federation.scientist.flower_server import rounds_done, server_rounds
+from federation.scientist.flower_server import server_rounds
+from federation.scientist.replies import Round, rounds_done
 from federation.scientist.progress import Progress, short_names
 
 A, B = "do1@openmined.org", "do2@openmined.org"
@@ -45,13 +46,13 @@ def test_reason_is_shown_only_for_an_ended_job():
     assert short("something_new") == "something new"
 
 
-def test_rounds_done_counts_the_servers_wrote_lines(tmp_path):
-    log = tmp_path / "server.log"
-    assert rounds_done(log) == 0  # not started yet
-    log.write_text("INFO : fed_app server: round 1: querying 2 node(s)\n"
-                   "INFO : fed_app server: round 1: wrote /r/aggregate.json\n"
-                   "INFO : fed_app server: round 2: querying 2 node(s)\n")
-    assert rounds_done(log) == 1
+def test_rounds_done_from_the_messages(tmp_path):
+    one = Round(1, ["a@x.org", "b@x.org"], ["a@x.org"])
+    assert rounds_done([]) == 0  # not started yet
+    assert rounds_done([one]) == 0  # b has not answered
+    assert rounds_done([one], server_running=False) == 1  # the server gave up on b
+    assert rounds_done([one, Round(2, ["a@x.org"])]) == 1  # a second round began
+    assert rounds_done([Round(1, ["a@x.org"], [], {"a@x.org": "refused"})]) == 1  # an error is an answer
 
 
 def test_server_rounds_read_from_the_apps_config(tmp_path):

@@ -30,7 +30,9 @@ def fill_results(results: Path, tag: str, mtime: float | None = None) -> dict[st
 def test_archive_previous_moves_everything_under_history(tmp_path):
     results = tmp_path / "results"
     before = fill_results(results, "one", mtime=1_700_000_000)
-    (results / "keep.txt").write_text("not a result file")
+    (results / "server.log").write_text("an app's file")
+    before["server.log"] = b"an app's file"
+    (results / "simulation").mkdir()
     archive_previous(results)
 
     history = results / "history"
@@ -39,19 +41,19 @@ def test_archive_previous_moves_everything_under_history(tmp_path):
     stamp = stamps[0]
     assert stamp.name == time.strftime("%Y%m%d-%H%M%S", time.localtime(1_700_000_000))
     assert snapshot(stamp) == before  # nothing lost, contents identical
-    for name in ("aggregate.json", "figures", "run.json"):
+    for name in ("aggregate.json", "figures", "run.json", "server.log"):
         assert not (results / name).exists()
-    assert (results / "keep.txt").read_text() == "not a result file"
+    assert (stamp / "server.log").read_text() == "an app's file"  # any app's files go with their run
+    assert (results / "simulation").is_dir()  # simulate's, not a run's
 
 
-def test_archive_previous_without_run_json(tmp_path):
+def test_archive_previous_without_run_json_leaves_the_folder_alone(tmp_path):
+    """No run.json: no run of ours was here (RESULTS_DIR may be any folder): nothing moves."""
     results = tmp_path / "results"
     results.mkdir()
-    (results / "aggregate.json").write_text('{"run": "partial"}')
+    (results / "notes.txt").write_text("a person's file")
     archive_previous(results)
-    [stamp] = list((results / "history").iterdir())
-    assert (stamp / "aggregate.json").read_text() == '{"run": "partial"}'
-    assert not (results / "aggregate.json").exists()
+    assert sorted(p.name for p in results.iterdir()) == ["notes.txt"]
 
 
 def test_archive_previous_empty_folder_is_a_no_op(tmp_path):

@@ -112,7 +112,8 @@ def test_public_csv(monkeypatch, pima_csv, tmp_path):
 def test_the_command_without_the_public_file_exits_2_naming_the_setting(tmp_path):
     env = os.environ | {"SYFTBOX_EMAIL": "ds@openmined.org", "DATASITES": "do1@openmined.org,do2@openmined.org",
                         "FEDERATION_HOME": str(tmp_path), "RESULTS_DIR": str(tmp_path / "results"),
-                        "PIMA_CSV": str(tmp_path / "nowhere.csv"), "PYTHONPATH": str(REPO_ROOT)}
+                        "PIMA_CSV": str(tmp_path / "nowhere.csv"), "PYTHONPATH": str(REPO_ROOT),
+                        "FED_APP_DIR": str(REPO_ROOT / "fed_app")}  # the bundled app reads the public file
     result = subprocess.run([sys.executable, "-m", "federation.cli", "simulate"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2

@@ -10,7 +10,9 @@ import pytest
 
 from federation.common.settings import ScientistSettings
 from federation.scientist.errors import WorkflowError
-from federation.scientist.steps import check_replies
+from federation.scientist.replies import Round
+from federation.scientist.steps import check_app, check_replies, preview_module, read_aggregate
+from tests.conftest import REPO_ROOT
 from tests.unit.fakes import scientist_settings
 
 # =========================================================================== scientist
@@ -23,45 +25,63 @@ def ds_settings(tmp_path: Path, datasites=DATASITES) -> ScientistSettings:
     return scientist_settings(tmp_path, datasites)
 
 
-def write_aggregate(s: ScientistSettings, aggregate: dict) -> None:
-    (s.results_dir / "aggregate.json").write_text(json.dumps(aggregate))
+def rounds(*rounds: dict) -> list[Round]:
+    """Rounds as the message log gives them: asked, replied, errors per round."""
+    return [Round(i, list(r.get("asked", DATASITES)), list(r.get("replied", [])), dict(r.get("errors", {})))
+            for i, r in enumerate(rounds, start=1)]
 
 
-def test_check_replies_fails_below_the_minimum_naming_the_missing_owner(tmp_path):
+def test_check_replies_fails_below_the_minimum_naming_who_did_not_answer_and_why(tmp_path):
     s = ds_settings(tmp_path)  # MIN_REPLIES defaults to every owner
-    write_aggregate(s, {"datasites": ["do1@openmined.org"], "n": 384})
-    with pytest.raises(WorkflowError, match=r"only 1 of 2 owners replied, 2 needed \(MIN_REPLIES\); "
+    with pytest.raises(WorkflowError, match=r"only 0 of 2 owners replied, 2 needed \(MIN_REPLIES\); round 1: "
+                                            r"do1@openmined.org answered with an error: reply refused, "
                                             r"no reply from do2@openmined.org$"):
-        check_replies(s)
+        check_replies(s, rounds({"errors": {"do1@openmined.org": "reply refused"}}))
 
 
 def test_check_replies_at_the_minimum_counts_and_lists_who_is_missing(tmp_path):
     s = replace(ds_settings(tmp_path, DATASITES + ["do3@openmined.org"]), min_replies=2)
-    aggregate = {"datasites": ["do3@openmined.org", "do1@openmined.org"], "features": {}}
-    write_aggregate(s, aggregate)
-    assert check_replies(s) == (aggregate, ["do2@openmined.org"])
+    got = check_replies(s, rounds({"asked": s.datasites, "replied": ["do3@openmined.org", "do1@openmined.org"]}))
+    assert got == (["do1@openmined.org", "do3@openmined.org"], ["do2@openmined.org"])
 
 
-def test_check_replies_no_datasites_key_names_everyone(tmp_path):
+def test_an_owner_counts_only_if_it_replied_in_every_round_that_asked_it(tmp_path):
+    s = replace(ds_settings(tmp_path), min_replies=1)
+    got = check_replies(s, rounds({"replied": DATASITES}, {"replied": ["do2@openmined.org"]}))
+    assert got == (["do2@openmined.org"], ["do1@openmined.org"])
+
+
+def test_check_replies_all_present(tmp_path):
     s = ds_settings(tmp_path)
-    write_aggregate(s, {"n": 0})
-    with pytest.raises(WorkflowError) as info:
-        check_replies(s)
-    assert all(e in str(info.value) for e in DATASITES)
+    assert check_replies(s, rounds({"replied": list(reversed(DATASITES))})) == (DATASITES, [])
 
 
-def test_check_replies_all_present_returns_the_aggregate(tmp_path):
+def test_check_replies_without_any_round_says_the_server_asked_nobody(tmp_path):
+    with pytest.raises(WorkflowError, match="sent no question to any owner"):
+        check_replies(ds_settings(tmp_path), [])
+
+
+def test_the_aggregate_is_read_when_the_app_wrote_one(tmp_path):
     s = ds_settings(tmp_path)
-    aggregate = {"datasites": list(reversed(DATASITES)) + ["extra@openmined.org"], "features": {"BMI": [1, 2]}}
-    write_aggregate(s, aggregate)
-    assert check_replies(s) == (aggregate, [])
+    assert read_aggregate(s) is None
+    s.results_dir.mkdir(parents=True, exist_ok=True)
+    (s.results_dir / "aggregate.json").write_text(json.dumps({"replied": 2}))
+    assert read_aggregate(s) == {"replied": 2}
 
 
-def test_check_replies_without_a_file(tmp_path):
-    s = ds_settings(tmp_path)
-    with pytest.raises(WorkflowError) as info:
-        check_replies(s)
-    assert "aggregate.json" in str(info.value)
+def test_only_an_app_with_a_preview_module_gets_a_mock_preview(tmp_path):
+    assert preview_module(REPO_ROOT / "fed_app") == "fed_app.preview"
+    assert preview_module(REPO_ROOT / "examples" / "moments") is None
+    assert preview_module(tmp_path) is None  # no pyproject.toml
+
+
+def test_check_app_names_what_is_not_a_flower_app(tmp_path):
+    check_app(REPO_ROOT / "examples" / "moments")
+    with pytest.raises(WorkflowError, match="has no pyproject.toml"):
+        check_app(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    with pytest.raises(WorkflowError, match="no \\[tool.flwr.app.components\\] serverapp and clientapp"):
+        check_app(tmp_path)
 
 
 # ---------------------------------------------------------------- the mock preview

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -51,13 +52,18 @@ def test_demo_of_four_adds_two_owners_and_splits_the_public_file_four_ways(tmp_p
                    for v in s.get("volumes", []))
     do4 = services["do4"]
     assert do4["env_file"] == {"!override": [str(tmp_path / "do4" / "settings.env")]}  # do1's is not inherited
-    assert f"{tmp_path / 'do4' / 'data' / 'private'}:/data/private:ro" in do4["volumes"]
+    assert f"{tmp_path / 'do4' / 'datasets'}:/data/datasets:ro" in do4["volumes"]
     assert "do4-home:/home/syft/federation" in do4["volumes"]
     settings = owners.read_env(tmp_path / "do4" / "settings.env")
     assert settings["SYFTBOX_EMAIL"] == "do4@openmined.org" and settings["DEMO_PARTITION"] == "4/4"
     assert settings["APPROVE_JOBS_FROM"] == "ds@openmined.org"
-    assert (tmp_path / "do4" / "data" / "private").stat().st_mode & 0o777 == 0o755  # readable by uid 1000
+    assert (tmp_path / "do4" / "datasets").stat().st_mode & 0o777 == 0o755  # readable by uid 1000
     assert not (tmp_path / "do1").exists()  # do1 and do2 are the checkout's own
+
+
+def mount_target(volume: str) -> str:
+    """Where a compose volume is mounted (its source may be "${VAR:-default}")."""
+    return re.sub(r"^\$\{[^}]*\}", "source", volume).split(":")[1]
 
 
 def test_each_owner_extends_do1_of_compose_yaml_and_restates_only_what_differs(tmp_path):
@@ -69,9 +75,9 @@ def test_each_owner_extends_do1_of_compose_yaml_and_restates_only_what_differs(t
     assert do3["extends"] == {"file": str(REPO_ROOT / "compose.yaml"), "service": "do1"}
     assert set(do3) == {"extends", "env_file", "environment", "volumes"}
     assert do3["environment"] == {"DEMO_PARTITION": "3/3"}
-    targets = {v.split(":")[1] for v in do3["volumes"]}
-    assert targets <= {v.split(":")[1] for v in base["volumes"]}  # each replaces do1's mount there
-    assert targets == {"/home/syft/federation", "/run/federation/kit", "/jobs", "/data/private"}
+    targets = {mount_target(v) for v in do3["volumes"]}
+    assert targets <= {mount_target(v) for v in base["volumes"]}  # each replaces do1's mount there
+    assert targets == {"/home/syft/federation", "/run/federation/kit", "/jobs", "/data/datasets"}
 
 
 def test_an_owner_folder_added_by_hand_is_picked_up_and_the_ds_warned_if_it_does_not_ask_it(tmp_path, capsys):

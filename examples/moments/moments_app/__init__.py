@@ -1,0 +1,1 @@
+"""Federated mean and variance of numeric columns (an example app, not the bundled demo)."""
