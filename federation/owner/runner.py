@@ -171,7 +171,7 @@ class Runner:
         job_dir = self.prepare(job.uid.hex, code, data_dir)
         self.sync.wait_for_public_key(job.created_by, timeout=60)
 
-        self.rds.job.update_job_status(job.get_update_for_in_progress(), job)
+        self.record_status(job.get_update_for_in_progress(), job)
         log.info("job %s running confined on private data (executor: %s)", job.uid.hex[:8], job_dir)
         started = time.time()
         status_file = job_dir / "run" / "status.json"
@@ -287,12 +287,18 @@ class Runner:
             time.sleep(0.2)
 
     def record_status(self, update, job, attempts: int = 3) -> None:
-        """Store a job's final status (finished or failed), and check it is stored: an update through the owner's own
+        """Store a job's status (in progress, finished or failed), and check it is stored: an update through the owner's own
         RDS server was seen lost once in a while (its RPC file races like any other), which left
         the job `job_in_progress` for good and the DS waiting."""
         wanted = dict(update)  # (a JobUpdate, or a test's dict)
         for attempt in range(1, attempts + 1):
-            self.rds.job.update_job_status(update, job)
+            try:
+                self.rds.job.update_job_status(update, job)
+            except Exception as e:  # a lost request is answered by no one: its wait times out (RPC_EXPIRY)
+                if attempt == attempts:
+                    raise
+                log.warning("job %s: storing its status failed (attempt %d: %s: %s)", job.uid.hex[:8], attempt,
+                            type(e).__name__, e)
             stored = self.rds.job.get(uid=job.uid)
             if stored.status == wanted["status"] and stored.error_message == wanted.get("error_message"):
                 return

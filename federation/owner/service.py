@@ -21,6 +21,8 @@ from federation.owner.runner import Runner
 
 log = logging.getLogger(__name__)
 
+RPC_EXPIRY = "45s"
+
 def datasets(settings: OwnerSettings) -> list[data.Dataset]:
     """Every dataset this owner publishes, checked: its dataset folders, and (a demo owner)
     its share of the public Pima file, unless it holds a dataset of that name itself."""
@@ -98,6 +100,10 @@ def serve(settings: OwnerSettings, sync: SyncClient, held: list[data.Dataset]) -
         syftbox_client_config_path=settings.party.config_path,
         start_rds_server=True,
         runner_config=ClientRunnerConfig(job_output_folder=settings.party.state_dir / "rds-jobs"),
+        # A request to its own RDS server is answered within a second or two, or lost (syft-rpc's
+        # file race): syft-rds's 5 min wait would hold the job's status back that long; the
+        # runner stores a status again when a wait ends empty.
+        rpc_expiry=RPC_EXPIRY,
     )
     if not rds.is_admin:
         raise RuntimeError(f"{settings.party.email} is not admin of its own datasite")

@@ -358,3 +358,26 @@ def test_other_versions_are_shown_but_run_unless_the_owner_is_strict(tmp_path):
     strict.runner.serve_once()
     assert strict.stored(job).status == Status.rejected
     assert "STRICT_DEPENDENCIES" in strict.stored(job).error_message
+
+
+def test_a_status_update_that_did_not_take_or_whose_wait_timed_out_is_stored_again(tmp_path, monkeypatch):
+    """syft-rpc loses a request file now and then: the owner's update to its own RDS server then
+    either changes nothing or waits until its expiry and raises; either way the runner stores it again."""
+    w = World(tmp_path)
+    job = w.add_job(GOOD_MAIN)
+    real_update = w.rds.job.update_job_status
+    lost = {"job_in_progress": "timeout", "job_run_finished": "ignored"}
+
+    def flaky(update, job_):
+        how = lost.pop(update["status"].value, None)
+        if how == "timeout":
+            raise TimeoutError("no response within 45s")
+        if how == "ignored":
+            return job_
+        return real_update(update, job_)
+
+    monkeypatch.setattr(w.rds.job, "update_job_status", flaky)
+    w.runner.serve_once()
+    assert lost == {}
+    assert w.stored(job).status == Status.job_run_finished
+    assert w.rds.job.history(job.uid) == ["job_in_progress", "job_run_finished"]
