@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from federation.scientist.run_record import RunRecord
-from tests.integration.helpers import (OWNERS, PROJECT, compose, compose_files, free_port, private_dataset_dir)
+from tests.integration.helpers import (OWNERS, PROJECT, VITALS, compose, compose_files, free_port, private_dataset_dir,
+                                       write_vitals)
 
 
 def pytest_collection_modifyitems(items):
@@ -56,6 +57,10 @@ def docker_setup(results_dir: Path):
     os.environ["RESULTS_PORT"] = str(free_port())
     os.environ["NOTEBOOK_PORT"] = str(free_port())  # ds publishes the notebook's port too
     os.environ["SYNC_PORT"] = str(free_port())  # the sync server's, for the remote owner
+    # do1 and do2 also hold a second study's dataset, in OpenMined's layout (write_vitals).
+    datasets = Path(tempfile.mkdtemp(prefix="federation-datasets-"))
+    write_vitals(datasets)
+    os.environ["DO1_DATASETS"], os.environ["DO2_DATASETS"] = str(datasets / "do1"), str(datasets / "do2")
     # Small disk limits for the executors, so the disk-filling job hits them at once.
     os.environ["JOB_DISK_MB"], os.environ["JOB_FILE_MB"] = "64", "32"
     # Volumes of an earlier, interrupted session would hold its datasites: start clean.
@@ -89,3 +94,10 @@ def private_csvs(stack, tmp_path_factory) -> dict[str, list[Path]]:
         out[service] = sorted(dest.glob("*.csv"))
         assert out[service], f"no private CSV found in {service}"
     return out
+
+
+@pytest.fixture(scope="session")
+def vitals_private(stack) -> dict[str, list[Path]]:
+    """do1's and do2's private vitals CSVs, as the stack mounted them (the test's ground truth)."""
+    return {service: sorted((Path(os.environ[f"{service.upper()}_DATASETS"]) / VITALS / "private").glob("*.csv"))
+            for service in ("do1", "do2")}

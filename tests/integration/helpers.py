@@ -28,6 +28,46 @@ OWNER_COUNT = 3
 OWNERS = {f"do{k}": f"do{k}@openmined.org" for k in range(1, OWNER_COUNT + 1)}
 DATASITES = list(OWNERS.values())
 DATASET = "pima-indians-diabetes-database"
+# A second study's data, in OpenMined's example layout: do1 and do2 hold it (do1 with its own
+# synthetic mock, do2 without one), beside their Pima demo share.
+VITALS = "vitals"
+VITALS_COLUMNS = ("age", "bmi", "glucose", "y")
+
+
+def write_vitals(root: Path) -> dict[str, Path]:
+    """do1's and do2's `vitals` dataset folders under root/<service>/ (what DO1_DATASETS and
+    DO2_DATASETS mount): private/train.csv + test.csv, outcome y; do1 also mock/ and README.md."""
+    import random
+
+    folders = {}
+    for k, service in enumerate(("do1", "do2"), start=1):
+        rng = random.Random(k)
+        folder = root / service / VITALS
+
+        def rows(n: int, rng=rng) -> list[str]:
+            return [f"{rng.randint(20, 90)},{rng.uniform(17, 45):.2f},{rng.uniform(60, 200):.1f},{rng.randint(0, 1)}"
+                    for _ in range(n)]
+
+        for name, n in (("train.csv", 60 + 10 * k), ("test.csv", 25)):
+            write_lines(folder / "private" / name, [",".join(VITALS_COLUMNS), *rows(n)])
+        if service == "do1":  # its own mock: rows of another draw (decimals no real row shares)
+            mock = random.Random(99)
+            for name in ("train.csv", "test.csv"):
+                write_lines(folder / "mock" / name, [",".join(VITALS_COLUMNS)] + [
+                    f"{mock.randint(20, 90)},{mock.uniform(17, 45):.3f},{mock.uniform(60, 200):.2f},"
+                    f"{mock.randint(0, 1)}" for _ in range(15)])
+            write_lines(folder / "README.md", ["# vitals", "", "Age, BMI and glucose of a clinic's patients; y: "
+                                                                "diabetes within five years."])
+        folders[service] = folder
+    for path in [root, *root.rglob("*")]:  # read by the image's uid 1000
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folders
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 @functools.cache
@@ -217,17 +257,20 @@ def as_party(email: str, folder: Path) -> tuple[dict[str, str], dict[str, str]]:
     return {"SYFTBOX_EMAIL": email, "KIT_FILE": "/run/other-kit/kit.json"}, {str(kit): "/run/other-kit/kit.json:ro"}
 
 
-def start_owner(name: str, email: str, private_dir: Path, start_period: str = "120s", kit: Path | None = None,
-                network: str | None = None, docker_args: tuple[str, ...] = (), **env: str) -> str:
+def start_owner(name: str, email: str, private_dir: Path | None, start_period: str = "120s", kit: Path | None = None,
+                network: str | None = None, docker_args: tuple[str, ...] = (), datasets: Path | None = None,
+                **env: str) -> str:
     """A data owner started on its own with `docker run`, as a hospital would, with a kit the
     operator issued it (or `kit`), on the test network (or `network`); returns the container
-    name. Remove it with `docker rm -f`. A short `start_period` lets a failing owner turn
-    unhealthy within seconds."""
-    private_dir.chmod(0o755)  # readable by the image's uid 1000
-    for f in private_dir.glob("*.csv"):
-        f.chmod(0o644)
+    name. Remove it with `docker rm -f`. Its data: `private_dir` as the private part of its
+    Pima dataset, or `datasets`, a folder of dataset folders. A short `start_period` lets a
+    failing owner turn unhealthy within seconds."""
+    mounted = private_dir if datasets is None else datasets
+    for path in [mounted, *mounted.rglob("*")]:  # readable by the image's uid 1000
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    target = f"/data/datasets/{DATASET}/private" if datasets is None else "/data/datasets"
     if kit is None:
-        kit = write_kit(private_dir.parent / f"{name}.kit", invite(email))
+        kit = write_kit(mounted.parent / f"{name}.kit", invite(email))
     env_args = [a for k, v in ({"SYFTBOX_EMAIL": email, "SYFTBOX_SYNC_INTERVAL": "0.5"} | env).items()
                 for a in ("-e", f"{k}={v}")]
     # its executor first, as compose.do.yaml runs it: no network, nothing but the jobs volume
@@ -237,7 +280,7 @@ def start_owner(name: str, email: str, private_dir: Path, start_period: str = "1
     subprocess.run(
         ["docker", "run", "-d", "--name", name, "--network", network or f"{PROJECT}_default",
          "--health-interval", "1s", "--health-start-period", start_period, "--health-retries", "2",
-         *docker_args, *env_args, "-v", f"{private_dir}:/data/private:ro", "-v", f"{name}-jobs:/jobs",
+         *docker_args, *env_args, "-v", f"{mounted}:{target}:ro", "-v", f"{name}-jobs:/jobs",
          "-v", f"{kit}:/run/federation/kit/kit.json:ro", "federation:latest", "do"],
         check=True, capture_output=True, text=True)
     return name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from logging import INFO, WARNING
 from pathlib import Path
 
@@ -27,10 +28,19 @@ def ask(grid: Grid, nodes: list[int], config: dict, timeout: float | None) -> li
     return usable
 
 
+def wait_for_nodes(grid: Grid, wanted: int, wait: float = 60.0) -> list[int]:
+    """The grid's nodes once it knows `wanted` of them (Flower's simulation registers them as
+    they start); after `wait` s, those it knows."""
+    deadline = time.monotonic() + wait
+    while len(nodes := sorted(grid.get_node_ids())) < wanted and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return nodes
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     timeout = float(os.environ.get("SYFT_FLWR_MSG_TIMEOUT", "120"))
-    nodes = sorted(grid.get_node_ids())
+    nodes = wait_for_nodes(grid, int(context.run_config.get("min-nodes", 1)))
     sums = ask(grid, nodes, {"step": "sums"}, timeout)
     if not sums:
         raise RuntimeError("round 1: no owner replied")

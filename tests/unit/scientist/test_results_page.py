@@ -437,3 +437,30 @@ def test_server_answers_an_empty_or_broken_folder_with_a_page(tmp_path, serve):
     status, _, body = get("/")
     assert status == 200
     assert "run.json could not be read" in body.decode() and "<h2>Glucose</h2>" in body.decode()
+
+
+def test_any_apps_figures_and_files_are_shown_with_the_replies_per_round(tmp_path):
+    """An app that writes no aggregate.json: its figures shown, its other files linked, the
+    server's log too, and who replied in each round (from the messages)."""
+    replies = [{"round": 1, "asked": ["do1@x.org", "do2@x.org"], "replied": ["do1@x.org", "do2@x.org"],
+                "errors": {}, "silent": []},
+               {"round": 2, "asked": ["do1@x.org", "do2@x.org"], "replied": ["do1@x.org"],
+                "errors": {"do2@x.org": "reply refused: too big (code 0)"}, "silent": []}]
+    write(tmp_path, "run.json", run_record("ok", datasites=["do1@x.org"], missing_datasites=["do2@x.org"],
+                                           replies=replies, rounds={"done": 2, "total": None}))
+    write(tmp_path, "moments.json", {"columns": {}})
+    (tmp_path / "server-files").mkdir()
+    (tmp_path / "server-files" / "moments.png").write_bytes(b"\x89PNG fake")
+    (tmp_path / "server.log").write_text("the log")
+    (tmp_path / "history" / "old").mkdir(parents=True)
+    (tmp_path / "history" / "old" / "x.png").write_bytes(b"old")
+
+    page = load_page(tmp_path)
+    assert [(f.name, f.image) for f in page.files] == [("moments.json", False), ("server-files/moments.png", True),
+                                                       ("server.log", False)]
+    html = render(page)
+    assert '<img src="/server-files/moments.png?v=' in html
+    assert '<a href="/moments.json?v=' in html and '<a href="/server.log?v=' in html
+    assert "history/old/x.png" not in html.split('id="history"')[0]  # earlier runs are not this run's files
+    assert "do2@x.org: reply refused: too big (code 0)" in html
+    assert "<td>2 done</td>" in html

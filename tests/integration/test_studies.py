@@ -1,0 +1,174 @@
+"""Bring your own study: an app this project does not bundle, on datasets in OpenMined's layout.
+
+The second app is examples/moments (two rounds: sums, then squared deviations; no
+aggregate.json). do1 and do2 hold `vitals` (private/train.csv + test.csv, outcome y; do1 with
+its own mock, do2 without) beside their Pima demo share (conftest: write_vitals).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+
+from tests.conftest import REPO_ROOT
+from tests.integration.helpers import (DATASET, DATASITES, PROJECT, VITALS, VITALS_COLUMNS, compose, ds_finish,
+                                       ds_start, exec_in, health, result_line, start_owner, stop_owner,
+                                       wait_healthy, write_lines)
+
+TWO = DATASITES[:2]
+DS_HOME = "/home/syft/federation/SyftBox/datasites"
+
+
+def copy_app(name: str, edit: str = "") -> str:
+    """examples/moments copied into the ds container as /tmp/<name>, `edit` (a sed script) applied
+    to its pyproject.toml: the DS brings its own app, no image build."""
+    container = compose("ps", "-q", "ds").stdout.strip()
+    path = f"/tmp/{name}"
+    exec_in("ds", "rm", "-rf", path)
+    subprocess.run(["docker", "cp", str(REPO_ROOT / "examples" / "moments"), f"{container}:{path}"], check=True)
+    exec_in("ds", "chown", "-R", "syft:syft", path, user="root")
+    if edit:
+        exec_in("ds", "sed", "-i", edit, f"{path}/pyproject.toml")
+    return path
+
+
+def run_study(app: str, results: str) -> tuple[int, str]:
+    return ds_finish(ds_start("ds", env={"FED_APP_DIR": app, "DATASET_NAME": VITALS, "DATASITES": ",".join(TWO),
+                                         "RESULTS_DIR": results}), timeout=400)
+
+
+def read_json(container_path: str) -> dict:
+    return json.loads(exec_in("ds", "cat", container_path).stdout)
+
+
+def files_in(container_path: str) -> set[str]:
+    out = exec_in("ds", "sh", "-c", f"cd {container_path} && find . -type f | sed 's|^./||'").stdout
+    return set(out.split())
+
+
+def expected_moments(files) -> dict[str, dict]:
+    """Count, mean and sample variance per column over every file, computed here from the rows."""
+    columns: dict[str, list[float]] = {c: [] for c in VITALS_COLUMNS}
+    for path in files:
+        header, *lines = path.read_text().splitlines()
+        assert header.split(",") == list(VITALS_COLUMNS)
+        for line in lines:
+            for c, v in zip(VITALS_COLUMNS, line.split(",")):
+                columns[c].append(float(v))
+    out = {}
+    for c, values in columns.items():
+        mean = sum(values) / len(values)
+        out[c] = {"n": len(values), "mean": mean, "variance": sum((v - mean) ** 2 for v in values) / (len(values) - 1)}
+    return out
+
+
+def test_a_two_round_app_of_the_ds_own_on_openmined_style_datasets_equals_the_private_files(stack, vitals_private):
+    code, output = run_study(copy_app("moments"), "/tmp/results-moments")
+    assert code == 0, output[-4000:]
+    got = read_json("/tmp/results-moments/moments.json")["columns"]
+    want = expected_moments(vitals_private["do1"] + vitals_private["do2"])
+    assert sorted(got) == sorted(want)
+    for c, w in want.items():
+        assert got[c]["n"] == w["n"], c
+        assert math.isclose(got[c]["mean"], w["mean"], rel_tol=1e-9), (c, got[c], w)
+        assert math.isclose(got[c]["variance"], w["variance"], rel_tol=1e-9), (c, got[c], w)
+
+    run = read_json("/tmp/results-moments/run.json")
+    assert run["status"] == "ok" and sorted(run["datasites"]) == TWO and run["missing_datasites"] == []
+    # who replied, from the Flower messages: two rounds, both owners in each
+    assert [(r["round"], sorted(r["replied"]), r["errors"], r["silent"]) for r in run["replies"]] == [
+        (1, TWO, {}, []), (2, TWO, {}, [])]
+    assert run["rounds"] == {"done": 2, "total": 2}
+    files = files_in("/tmp/results-moments")
+    # what the ServerApp wrote in its working folder, and the server's own log, are results
+    assert {"moments.json", "server-files/moments.png", "server.log", "run.json"} <= files
+    assert "aggregate.json" not in files and not any(f.startswith("mock/") for f in files)  # no preview module
+    # the owners approved it: its declared packages are theirs, in range
+    for email in TWO:
+        assert "versions differ" not in run["owners"][email]["reason"]
+
+
+def test_an_app_whose_server_writes_only_a_figure_counts_when_every_owner_replied(stack):
+    code, output = run_study(copy_app("moments-figure", "s/^write-json = true/write-json = false/"),
+                             "/tmp/results-figure")
+    assert code == 0, output[-4000:]
+    run = read_json("/tmp/results-figure/run.json")
+    assert run["status"] == "ok" and sorted(run["datasites"]) == TWO
+    files = files_in("/tmp/results-figure")
+    assert "server-files/moments.png" in files
+    assert not {"moments.json", "aggregate.json"} & files
+
+
+def test_an_app_needing_a_package_the_owners_lack_is_rejected_naming_it(stack):
+    app = copy_app("moments-needs", 's/^    "numpy>=2",/    "numpy>=2",\\n    "lifelines>=0.27",/')
+    assert "lifelines" in exec_in("ds", "cat", f"{app}/pyproject.toml").stdout
+    code, output = ds_finish(ds_start("submit", "120", env={"FED_APP_DIR": app, "DATASET_NAME": VITALS,
+                                                            "DATASITES": ",".join(TWO)}), timeout=300)
+    assert code == 0, output[-3000:]
+    for email, job in result_line(output).items():
+        assert job["status"] == "rejected", (email, job)
+        assert "not installed on this datasite: lifelines>=0.27" in job["reason"], job
+
+
+def test_both_datasets_are_published_the_given_mock_as_given_and_the_made_one_synthetic(stack, vitals_private):
+    for email in TWO:  # the Pima demo share beside the owner's own dataset
+        listed = exec_in("ds", "ls", f"{DS_HOME}/{email}/public/datasets").stdout.split()
+        assert {DATASET, VITALS} <= set(listed), (email, listed)
+    do1_mock = f"{DS_HOME}/{TWO[0]}/public/datasets/{VITALS}/mock"
+    for name in ("train.csv", "test.csv"):
+        synced = exec_in("ds", "cat", f"{do1_mock}/{name}").stdout
+        assert synced == (vitals_private["do1"][0].parent.parent / "mock" / name).read_text()
+    do2_mock = f"{DS_HOME}/{TWO[1]}/public/datasets/{VITALS}/mock"
+    real = {line for p in vitals_private["do2"] for line in p.read_text().splitlines()[1:]}
+    for name in ("train.csv", "test.csv"):
+        header, *rows = exec_in("ds", "cat", f"{do2_mock}/{name}").stdout.splitlines()
+        assert header == ",".join(VITALS_COLUMNS) and rows
+        assert not set(rows) & real, name  # made by the owner: no real row
+
+
+def test_a_mock_sampled_from_the_private_rows_is_refused_and_published_when_the_owner_allows_it(stack, tmp_path):
+    datasets = tmp_path / "datasets"
+    private = [",".join(VITALS_COLUMNS), *(f"{40 + i},2{i}.5,1{i}0.0,{i % 2}" for i in range(12))]
+    write_lines(datasets / "survey" / "private" / "train.csv", private)
+    write_lines(datasets / "survey" / "mock" / "train.csv", [private[0], *private[1:4], "41,23.25,120.5,1"])
+    email = "sampler@hospital.org"
+    name = start_owner(f"{PROJECT}-sampler", email, None, datasets=datasets, start_period="5s", DEMO_PARTITION="off",
+                       APPROVE_JOBS_FROM="ds@openmined.org")
+    try:
+        deadline = time.monotonic() + 60
+        while (state := health(name)) is None or state.get("Status") != "unhealthy":
+            assert time.monotonic() < deadline, state
+            time.sleep(1)
+        logs = docker_logs(name)
+        assert ("dataset survey: mock/train.csv: 3 of its 4 rows are rows of the private data" in logs), logs[-2000:]
+        assert "ALLOW_REAL_ROWS_IN_MOCK=true" in logs
+    finally:
+        stop_owner(name)
+    name = start_owner(f"{PROJECT}-sampler", email, None, datasets=datasets, DEMO_PARTITION="off",
+                       APPROVE_JOBS_FROM="ds@openmined.org", ALLOW_REAL_ROWS_IN_MOCK="true")
+    try:
+        wait_healthy(name, timeout=180)
+        logs = docker_logs(name)
+        assert "mock/train.csv holds 3 real row(s) of 4: published anyway (ALLOW_REAL_ROWS_IN_MOCK)" in logs
+        assert "dataset survey published" in logs and "(with real rows: ALLOW_REAL_ROWS_IN_MOCK)" in logs
+    finally:
+        stop_owner(name)
+
+
+def test_simulate_rehearses_the_ds_own_app_on_the_owners_mocks(stack):
+    app = copy_app("moments-sim")
+    code, output = ds_finish(ds_start("simulate", env={"FED_APP_DIR": app, "DATASET_NAME": VITALS,
+                                                       "DATASITES": ",".join(TWO),
+                                                       "RESULTS_DIR": "/tmp/results-moments-sim"}), timeout=900)
+    assert code == 0, output[-6000:]
+    assert "is not the bundled app" in output and f"reads the mock of {TWO[0]}" in output
+    sims = result_line(output)["simulations"]
+    assert sorted(sims) == ["flwr", "syft_flwr"] and all(s["ok"] for s in sims.values()), sims
+    assert "moments.json" in files_in("/tmp/results-moments-sim/simulation/syft_flwr")
+
+
+def docker_logs(container: str) -> str:
+    result = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
+    return result.stdout + result.stderr
