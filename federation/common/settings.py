@@ -293,7 +293,10 @@ class ScientistSettings:
         min_replies = _count("MIN_REPLIES", str(len(datasites)))
         if min_replies > len(datasites):
             raise SettingsError(f"setting MIN_REPLIES: {min_replies} but DATASITES names only {len(datasites)} owner(s)")
-        named, mounted = _raw("FED_APP").strip("/"), _raw("FED_APP_MOUNTED").strip("/")
+        named, mounted = _raw("FED_APP").rstrip("/"), _raw("FED_APP_MOUNTED").rstrip("/")
+        if named.startswith("/") or ".." in Path(named).parts:
+            raise SettingsError(f"setting FED_APP: {named!r} must be a folder inside the repository, named "
+                                "relative to it (e.g. examples/moments)")
         if named and mounted and named != mounted:
             raise SettingsError(f"setting FED_APP: ds/settings.env names {named!r} but compose mounted {mounted!r} "
                                 f"as the app: start with scripts/up (it passes FED_APP on), or FED_APP={named} "

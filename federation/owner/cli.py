@@ -44,7 +44,7 @@ def cmd_jobs(party: Party, args) -> int:
         why = job.error_message if jobs.status(job) in (JobStatus.REJECTED, JobStatus.FAILED) else ""
         why = why or record.get("decision", {}).get("reason", "")
         differ = record.get("dependencies", {}).get("differ")
-        if differ and "versions differ" not in why:
+        if differ and "versions" not in why:
             why = f"{why}; versions differ: {'; '.join(differ)}" if why else f"versions differ: {'; '.join(differ)}"
         digest = record.get("code_hash") or jobs.job_code_hash(rds, job)
         rows.append([job.uid.hex[:12], job.created_by or "?", job.name, job.dataset_name,

@@ -59,6 +59,11 @@ class Dataset:
     mock_dir: Path | None = None  # the owner's own mock; None: made by `make_mock`
     readme: Path | None = None
     real_mock_rows: dict[str, int] = field(default_factory=dict)  # a given mock's real rows, by file
+    made_mock: Path | None = None  # the mock the owner made (no mock/ given), before publishing
+
+    @property
+    def published_mock(self) -> Path | None:
+        return self.mock_dir or self.made_mock
 
     @property
     def rows(self) -> int:
@@ -104,8 +109,37 @@ def write_csv(table: Table, path: Path) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def _csvs(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.csv") if p.is_file())
+def _files(folder: Path) -> list[Path]:
+    """Every file under `folder`, or DatasetError naming the first one that cannot be read
+    (rglob would skip an unreadable subfolder silently)."""
+    out = []
+    for root, dirs, files in os.walk(folder, onerror=_raise):
+        out += [Path(root, f) for f in files]
+    for path in out:
+        if path.is_symlink():
+            raise DatasetError(f"{path}: a symlink; datasets hold files only")
+        if not os.access(path, os.R_OK):
+            raise DatasetError(f"{path}: cannot be read (the owner runs as uid 1000)")
+    return sorted(out)
+
+
+def _raise(error: OSError) -> None:
+    raise DatasetError(f"{error.filename}: cannot be read ({error.strerror})")
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
+def _canonical(row: tuple[str, ...]) -> tuple[str, ...]:
+    """A row as numbers where cells are numbers (31.20 and 31.2 are the same value)."""
+    out = []
+    for cell in row:
+        try:
+            out.append(repr(float(cell)))
+        except ValueError:
+            out.append(cell.strip().lower())
+    return tuple(out)
 
 
 def read_dataset(folder: Path, allow_real_mock_rows: bool = False) -> Dataset:
@@ -117,31 +151,40 @@ def read_dataset(folder: Path, allow_real_mock_rows: bool = False) -> Dataset:
     if not private.is_dir():
         raise DatasetError(f"dataset {name}: no private/ folder in {folder}")
     try:
-        files = [p for p in private.rglob("*") if p.is_file()]
-    except OSError as e:
-        raise DatasetError(f"dataset {name}: private/ cannot be read ({e.strerror})") from None
+        files = _files(private)
+    except DatasetError as e:
+        raise DatasetError(f"dataset {name}: {e}") from None
     if not files:
         raise DatasetError(f"dataset {name}: private/ holds no file")
-    unreadable = [p for p in files if not os.access(p, os.R_OK)]
-    if unreadable:
-        raise DatasetError(f"dataset {name}: private/{unreadable[0].relative_to(private)} cannot be read "
-                           "(the owner runs as uid 1000)")
-    tables = {rel: read_table(private / rel, f"dataset {name}: private/{rel}") for rel in _csvs(private)}
+    tables = {}
+    for path in files:
+        if _is_csv(path):
+            rel = path.relative_to(private).as_posix()
+            tables[rel] = read_table(path, f"dataset {name}: private/{rel}")
     mock = folder / "mock"
     readme = folder / "README.md"
     dataset = Dataset(name, private, tables, mock if mock.is_dir() else None, readme if readme.is_file() else None)
     if dataset.mock_dir is not None:
-        check_given_mock(dataset, allow_real_mock_rows)
-    elif not tables:
-        raise DatasetError(f"dataset {name}: private/ holds no CSV file to make a mock from; give a mock/ folder")
+        check_given_mock(dataset, files, allow_real_mock_rows)
+    else:
+        others = [p.relative_to(private).as_posix() for p in files if not _is_csv(p)]
+        if others or not tables:
+            raise DatasetError(f"dataset {name}: private/ holds {'no CSV file' if not tables else others[0]}, of "
+                               "which the owner cannot make a mock (it makes mocks of CSV files only): give a "
+                               "mock/ folder")
     return dataset
 
 
-def check_given_mock(dataset: Dataset, allow_real_rows: bool) -> None:
+def check_given_mock(dataset: Dataset, private_files: list[Path], allow_real_rows: bool) -> None:
     """A given mock must mirror every private CSV (same file, same columns) and hold none of
-    its rows (unless the owner allows it: then it is published, and logged as such)."""
+    the private rows, in any of its files (unless the owner allows it: then it is published,
+    and logged as such); no file of it may be a copy of a private file."""
     name, mock = dataset.name, dataset.mock_dir
-    if not any(p.is_file() for p in mock.rglob("*")):
+    try:
+        given_files = _files(mock)
+    except DatasetError as e:
+        raise DatasetError(f"dataset {name}: {e}") from None
+    if not given_files:
         raise DatasetError(f"dataset {name}: mock/ holds no file")
     for rel, private in dataset.tables.items():
         if not (mock / rel).is_file():
@@ -151,17 +194,36 @@ def check_given_mock(dataset: Dataset, allow_real_rows: bool) -> None:
         if given.columns != private.columns:
             raise DatasetError(f"dataset {name}: mock/{rel} has columns {', '.join(given.columns)}; "
                                f"private/{rel} has {', '.join(private.columns)}")
-        real = set().union(*(set(t.rows) for t in dataset.tables.values() if t.columns == private.columns))
-        found = sum(row in real for row in given.rows)
-        if found:
-            dataset.real_mock_rows[rel] = found
-            if not allow_real_rows:
-                raise DatasetError(
-                    f"dataset {name}: mock/{rel}: {found} of its {len(given.rows)} rows are rows of the private "
-                    "data; a mock is published to everyone, so it must be synthetic (remove mock/ and the owner "
-                    "makes one; or set ALLOW_REAL_ROWS_IN_MOCK=true to publish it anyway)")
-            log.warning("dataset %s: mock/%s holds %d real row(s) of %d: published anyway (ALLOW_REAL_ROWS_IN_MOCK)",
-                        name, rel, found, len(given.rows))
+    private_suffixes = {p.suffix.lower() for p in private_files}
+    extra = sorted({p.suffix.lower() for p in given_files} - private_suffixes)
+    if extra:  # syft-rds publishes a mock only with the private part's kinds of file
+        raise DatasetError(f"dataset {name}: mock/ holds {', '.join(extra) or 'extensionless'} files, private/ none")
+    digests = {_digest(p) for p in private_files}
+    real = {_canonical(r) for t in dataset.tables.values() for r in t.rows}
+    for path in given_files:
+        rel = path.relative_to(mock).as_posix()
+        if _digest(path) in digests:
+            raise DatasetError(f"dataset {name}: mock/{rel} is a copy of a private file; a mock is published "
+                               "to everyone")
+        if not _is_csv(path):
+            continue
+        rows = read_table(path, f"dataset {name}: mock/{rel}").rows
+        found = sum(_canonical(row) in real for row in rows)
+        if not found:
+            continue
+        dataset.real_mock_rows[rel] = found
+        if not allow_real_rows:
+            raise DatasetError(
+                f"dataset {name}: mock/{rel}: {found} of its {len(rows)} rows are rows of the private "
+                "data; a mock is published to everyone, so it must be synthetic (remove mock/ and the owner "
+                "makes one; or set ALLOW_REAL_ROWS_IN_MOCK=true to publish it anyway)")
+        log.warning("dataset %s: mock/%s holds %d real row(s) of %d: published anyway (ALLOW_REAL_ROWS_IN_MOCK)",
+                    name, rel, found, len(rows))
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def find_datasets(root: Path, allow_real_mock_rows: bool = False) -> list[Dataset]:
@@ -175,10 +237,13 @@ def find_datasets(root: Path, allow_real_mock_rows: bool = False) -> list[Datase
 # ---- the synthetic mock ---------------------------------------------------------------
 
 def synthesize_mock(private: Table, n_rows: int, seed: int = 0) -> Table:
-    """`n_rows` synthetic rows shaped like `private` with none of its rows.
+    """`n_rows` synthetic rows shaped like `private` with none of its rows and none of its
+    identifying values.
 
-    Each cell is drawn from the values of its column; when the last column is a label (few
-    distinct values), rows are drawn within each label, in its share of the private rows (and
+    Per column: one of few values (a category, a label) is drawn from the real values; a number
+    is drawn uniformly between the column's smallest and largest, with its decimals; any other
+    text is a placeholder (`<column>-<n>`), so no name, id or note is published. When the last
+    column is a label, rows are drawn within each label, in its share of the private rows (and
     across labels when a label has too few rows for that)."""
     labels = sorted({r[-1] for r in private.rows})
     if len(private.columns) > 1 and len(labels) <= LABEL_VALUES:
@@ -190,23 +255,39 @@ def synthesize_mock(private: Table, n_rows: int, seed: int = 0) -> Table:
     return _draw(private, n_rows, seed, {None: private.rows})
 
 
+def _column_drawer(name: str, values: tuple[str, ...]):
+    """How to draw one cell of a column, from the values the owner holds in it."""
+    distinct = sorted(set(values))
+    if len(distinct) <= LABEL_VALUES:
+        return lambda rng: rng.choice(values)
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        return lambda rng: f"{name}-{rng.randint(1, 10 ** 6)}"
+    low, high = min(numbers), max(numbers)
+    decimals = max((len(v.split(".", 1)[1]) if "." in v else 0) for v in values)
+    if decimals == 0 and not any("e" in v.lower() for v in values):
+        return lambda rng: str(rng.randint(int(low), int(high)))
+    return lambda rng: f"{rng.uniform(low, high):.{min(decimals, 6) or 1}f}"
+
+
 def _draw(private: Table, n_rows: int, seed: int, groups: dict) -> Table:
     rng = random.Random(seed)
-    real = set(private.rows)
+    real = {_canonical(r) for r in private.rows}
     mock: list[tuple[str, ...]] = []
     for label, rows in groups.items():
         want = max(1, round(n_rows * len(rows) / len(private.rows)))
-        columns = list(zip(*rows))
+        drawers = [_column_drawer(name, col) for name, col in zip(private.columns, zip(*rows))]
         attempts = 0
         while want > 0:
             attempts += 1
             if attempts > 100 * n_rows:
                 raise DatasetError("could not draw a mock row that differs from every real row "
                                    "(too few distinct values): give a mock/ folder")
-            row = tuple(rng.choice(col) for col in columns)
+            row = tuple(draw(rng) for draw in drawers)
             if label is not None:
                 row = row[:-1] + (label,)
-            if row in real:
+            if _canonical(row) in real:
                 continue
             mock.append(row)
             want -= 1
@@ -215,14 +296,16 @@ def _draw(private: Table, n_rows: int, seed: int, groups: dict) -> Table:
 
 
 def make_mock(dataset: Dataset, dest: Path, n_rows: int, seed_text: str) -> Path:
-    """The mock folder of a dataset without one: a synthetic file for every private CSV."""
+    """The mock folder of a dataset without one: a synthetic file for every private CSV (the
+    dataset has no other file: read_dataset asks for a mock/ then)."""
+    shutil.rmtree(dest, ignore_errors=True)
     for rel, table in dataset.tables.items():
         seed = zlib.crc32(f"{seed_text}/{dataset.name}/{rel}".encode())
-        write_csv(synthesize_mock(table, n_rows, seed), dest / rel)
-    others = [p for p in dataset.private_dir.rglob("*") if p.is_file() and p.suffix.lower() != ".csv"]
-    if others:
-        log.warning("dataset %s: %d file(s) in private/ that are not CSV have no mock (give a mock/ folder "
-                    "to publish one)", dataset.name, len(others))
+        try:
+            mock = synthesize_mock(table, n_rows, seed)
+        except DatasetError as e:
+            raise DatasetError(f"dataset {dataset.name}: private/{rel}: {e}") from None
+        write_csv(mock, dest / rel)
     return dest
 
 
@@ -259,8 +342,8 @@ def public_pima(local_copy: Path | None, url: str, cache: Path) -> Path:
         with urllib.request.urlopen(url, timeout=60) as resp:
             content = resp.read()
     except (OSError, ValueError, http.client.HTTPException) as e:
-        raise DatasetError(f"no dataset of its own and the public Pima file could not be downloaded from {url}: "
-                           f"{e}") from e
+        raise DatasetError(f"the public Pima file (the demo share) is not at PIMA_CSV and could not be "
+                           f"downloaded from {url}: {e}") from e
     digest = _sha256(content)
     if digest != PIMA_SHA256:
         raise DatasetError(f"download from {url} has sha256 {digest}, expected {PIMA_SHA256}; not used")

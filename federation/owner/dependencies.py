@@ -17,6 +17,7 @@ from typing import Callable
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
 
 
 @dataclass
@@ -73,9 +74,16 @@ def check(requirements: list[str], version_of: Callable[[str], str | None] = ins
         have = version_of(canonicalize_name(req.name))
         if have is None:
             result.missing.append(str(req))
-        elif req.specifier and not req.specifier.contains(have, prereleases=True):
+        elif req.specifier and not _within(req.specifier, have):
             result.differ.append(f"{req.name}{req.specifier} wanted, {have} here")
     return result
+
+
+def _within(specifier, version: str) -> bool:
+    try:
+        return specifier.contains(version, prereleases=True)
+    except InvalidVersion:  # not a PEP 440 version: it cannot be said to match
+        return False
 
 
 def check_code(code_dir: Path) -> Check:

@@ -140,15 +140,17 @@ class Runner:
         if job.dataset_name not in known:  # no policy can make this job runnable here
             decision = Decision(Verdict.REJECT, f"no dataset named {job.dataset_name!r} on this datasite "
                                                 f"(it has: {', '.join(sorted(known)) or 'none'})")
-        elif needs.missing or needs.invalid:  # it would fail at its first import
-            decision = Decision(Verdict.REJECT, needs.note)
-        elif needs.differ and self.strict_dependencies:
-            decision = Decision(Verdict.REJECT, f"{needs.note} (this owner runs only the declared versions: "
-                                                "STRICT_DEPENDENCIES)")
         else:
             decision = decide(self.policy, job.created_by, digest)
-            if needs.differ:
-                decision = Decision(decision.verdict, f"{decision.reason}; {needs.note}")
+        # What the owner has installed is its submitter's business only once the policy said yes
+        # (a person deciding sees it in `datasite jobs`): others learn nothing of it.
+        if decision.approve and (needs.missing or needs.invalid):  # it would fail at its first import
+            decision = Decision(Verdict.REJECT, needs.note)
+        elif decision.approve and needs.differ and self.strict_dependencies:
+            decision = Decision(Verdict.REJECT, f"{needs.note} (this owner runs only the declared versions: "
+                                                "STRICT_DEPENDENCIES)")
+        elif needs.note and decision.verdict is not Verdict.REJECT:
+            decision = Decision(decision.verdict, f"{decision.reason}; {needs.note}")
         self.records.update(job, "code_hash", digest)
         self.records.update(job, "dependencies", needs.to_json())
         jobs.record_decision(self.rds, self.records, job, decision.verdict, decision.reason, by="policy")
@@ -211,7 +213,8 @@ class Runner:
             reason = status.get("reason") or f"exit code {code_}: {last_error(logs / 'stderr.log')}"
             code_, error = (code_ if code_ not in (0, None) else 1), reason
         differ = self.records.read(job).get("dependencies", {}).get("differ")
-        if error is not None and differ:  # perhaps why it failed
+        if error is not None and differ and not relay.refused and status.get("reason") is None:
+            # the job's own code failed: perhaps for those versions
             error = f"{error} (it ran with other versions than declared: {'; '.join(differ)})"
         update = job.get_update_for_return_code(return_code=code_, error_message=error)
         notes = []
@@ -294,12 +297,13 @@ class Runner:
         for attempt in range(1, attempts + 1):
             try:
                 self.rds.job.update_job_status(update, job)
+                stored = self.rds.job.get(uid=job.uid)
             except Exception as e:  # a lost request is answered by no one: its wait times out (RPC_EXPIRY)
                 if attempt == attempts:
                     raise
                 log.warning("job %s: storing its status failed (attempt %d: %s: %s)", job.uid.hex[:8], attempt,
                             type(e).__name__, e)
-            stored = self.rds.job.get(uid=job.uid)
+                continue
             if stored.status == wanted["status"] and stored.error_message == wanted.get("error_message"):
                 return
             log.warning("job %s: its status did not take (attempt %d): storing it again", job.uid.hex[:8], attempt)

@@ -8,7 +8,6 @@ permissions → datasets published (mock public, private local) → runner.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 
 from federation.common import health
@@ -24,23 +23,29 @@ log = logging.getLogger(__name__)
 RPC_EXPIRY = "45s"
 
 def datasets(settings: OwnerSettings) -> list[data.Dataset]:
-    """Every dataset this owner publishes, checked: its dataset folders, and (a demo owner)
-    its share of the public Pima file, unless it holds a dataset of that name itself."""
-    email = settings.party.email
+    """Every dataset this owner publishes, checked and with its mock ready: its dataset folders,
+    and (a demo owner) its share of the public Pima file, unless it holds a dataset of that
+    name itself. All before the owner goes online, so bad data stops it with one clear line."""
+    email, home = settings.party.email, settings.party.home
     found = data.find_datasets(settings.datasets_dir, settings.allow_real_mock_rows)
-    for d in found:
-        log.info("dataset %s: %d row(s) in %d CSV file(s) in %s; mock %s", d.name, d.rows, len(d.tables),
-                 d.private_dir, "given" if d.mock_dir else "made here")
     if settings.demo_partition is not None and settings.demo_dataset not in {d.name for d in found}:
         index, count = settings.demo_partition
-        public = data.public_pima(settings.pima_csv, settings.pima_url,
-                                  cache=settings.party.home / "cache" / "pima.csv")
-        demo = data.demo_dataset(settings.demo_dataset, public, index, count, settings.party.home / "demo", email)
-        log.info("dataset %s: demo share %d/%d of the public Pima file (%d rows)", demo.name, index, count, demo.rows)
-        found.append(demo)
+        try:
+            public = data.public_pima(settings.pima_csv, settings.pima_url, cache=home / "cache" / "pima.csv")
+        except data.DatasetError as e:
+            if not found:
+                raise
+            log.warning("no demo share (%s); serving the owner's own datasets", e)
+        else:
+            found.append(data.demo_dataset(settings.demo_dataset, public, index, count, home / "demo", email))
     if not found:
         raise data.DatasetError(f"no dataset: put one in {settings.datasets_dir}/<name>/private/ "
                                 "(or set DEMO_PARTITION for the Pima demo)")
+    for d in found:
+        if d.mock_dir is None:
+            d.made_mock = data.make_mock(d, home / "mocks" / d.name, settings.mock_rows, seed_text=email)
+        log.info("dataset %s: %d row(s) in %d CSV file(s) in %s; mock %s", d.name, d.rows, len(d.tables),
+                 d.private_dir, "given" if d.mock_dir else "made here")
     return found
 
 
@@ -48,19 +53,14 @@ def publish(rds, settings: OwnerSettings, dataset: data.Dataset) -> None:
     """Create the dataset once; a restarted owner finds it and publishes nothing twice."""
     home, email = settings.party.home, settings.party.email
     if dataset.name in {d.name for d in rds.dataset.get_all()}:
-        log.info("dataset %s already published", dataset.name)
+        log.info("dataset %s already published (a changed folder is not published again)", dataset.name)
         return
-    mock_dir = dataset.mock_dir
-    if mock_dir is None:
-        mock_dir = home / "mocks" / dataset.name
-        shutil.rmtree(mock_dir, ignore_errors=True)
-        data.make_mock(dataset, mock_dir, settings.mock_rows, seed_text=email)
     readme = dataset.readme
     if readme is None:
         readme = home / "readmes" / f"{dataset.name}.md"
         readme.parent.mkdir(parents=True, exist_ok=True)
         readme.write_text(data.describe(dataset, email))
-    rds.dataset.create(name=dataset.name, path=str(dataset.private_dir), mock_path=str(mock_dir),
+    rds.dataset.create(name=dataset.name, path=str(dataset.private_dir), mock_path=str(dataset.published_mock),
                        summary=f"{dataset.name} of {email}", description_path=str(readme))
     log.info("dataset %s published: %d private rows stay here, the mock is public%s", dataset.name, dataset.rows,
              " (with real rows: ALLOW_REAL_ROWS_IN_MOCK)" if dataset.real_mock_rows else "")

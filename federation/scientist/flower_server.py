@@ -91,6 +91,6 @@ def collect(results_dir: Path, server_log: Path, work: Path) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     if server_log.is_file():
         shutil.copyfile(server_log, results_dir / "server.log")
+    shutil.rmtree(results_dir / COLLECTED, ignore_errors=True)  # an earlier run's, in a folder not archived
     if any(work.iterdir()):
-        shutil.rmtree(results_dir / COLLECTED, ignore_errors=True)
         shutil.copytree(work, results_dir / COLLECTED, symlinks=True)

@@ -41,13 +41,15 @@ class MessageLog:
             self.round += 1
             return self.round
 
-    def sent_to(self, future_id: str | None, owner: str, kind: str, rnd: int) -> None:
+    def sent_to(self, future_id, owner: str, kind: str, rnd: int) -> None:
+        future_id = str(future_id) if future_id else None  # syft-rpc's future ids are UUIDs
         if not future_id or future_id in self.sent:
             return  # not sent, or the plaintext fallback of a message already counted
         self.sent[future_id] = (rnd, owner)
         self.write(event="sent", round=rnd, id=future_id, datasite=owner, type=kind)
 
-    def answer(self, future_id: str, error: str | None) -> None:
+    def answer(self, future_id, error: str | None) -> None:
+        future_id = str(future_id)
         if future_id in self.answered or future_id not in self.sent:
             return
         self.answered.add(future_id)

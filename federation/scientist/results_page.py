@@ -216,7 +216,7 @@ def _read_history(results_dir: Path) -> list[PastRun]:
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
-NOT_LISTED = ("run.json", "history", "simulation", "mock")  # the page's own, or shown elsewhere
+NOT_LISTED = ("run.json", "history", "simulation", "mock", "notebook")  # the page's own, shown elsewhere, or another run's
 FILES_SHOWN = 200
 
 

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 STEP_ORDER = ("login", "explore", "bootstrap", "submit", "approval", "server", "finish")
 RUNNING, OK, FAILED = "running", "ok", "failed"
-KEPT = ("history", "simulation")  # what archive_previous leaves in place: every other entry is a run's result
+# What archive_previous leaves in place (earlier runs, simulate's and the notebook's own folders):
+# every other entry is a run's result.
+KEPT = ("history", "simulation", "notebook")
 
 
 @dataclass

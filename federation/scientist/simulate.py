@@ -165,7 +165,9 @@ def rows_by_outcome(aggregate: dict) -> dict[str, int]:
     return {outcome: v["count"] + v["missing"] for outcome, v in sorted(feature["by_outcome"].items())}
 
 
-FLOWER_FAILED = re.compile(r"^(ERROR|Traceback)|ServerApp thread raised an exception|Exception in ServerApp", re.M)
+FLOWER_FAILED = re.compile(r"^(ERROR|Traceback)|ServerApp thread raised an exception|Exception in ServerApp|"
+                           r"Server encountered an error", re.M)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Flower colours its level names
 
 
 def is_bundled(fed_app: Path) -> bool:
@@ -206,7 +208,7 @@ def simulate(sim: Simulation, cmd: list[str], env: dict[str, str], cwd: Path, no
             sim.error = sim.error or f"{aggregate['replied']} of {nodes} nodes replied"
     elif bundled:  # `flwr run` exits 0 even when the simulation failed: the aggregate is what counts
         sim.error = sim.error or "no aggregate.json written"
-    elif (failed := FLOWER_FAILED.search(sim.log_file.read_text(errors="replace"))):
+    elif (failed := FLOWER_FAILED.search(ANSI.sub("", sim.log_file.read_text(errors="replace")))):
         sim.error = sim.error or f"the log shows an error: {failed.group(0)!r}"
     sim.ok = not sim.error
     if not sim.ok:

@@ -128,15 +128,25 @@ def check_replies(settings: ScientistSettings, rounds: list[Round]) -> tuple[lis
     replied = [e for e in settings.datasites if e in replied_every_round(rounds)]
     missing = [e for e in settings.datasites if e not in replied]
     if len(replied) < settings.min_replies:
-        why = "; ".join(f"round {r.number}: " + ", ".join(
-            [f"{e} answered with an error: {err}" for e, err in r.errors.items()]
-            + [f"no reply from {e}" for e in r.silent]) for r in rounds if r.errors or r.silent)
+        asked = {e for r in rounds for e in r.asked}
+        why = [f"round {r.number}: " + ", ".join(
+            [f"{e} answered with an error: {first_line(err)}" for e, err in r.errors.items()]
+            + [f"no reply from {e}" for e in r.silent]) for r in rounds if r.errors or r.silent]
+        never = [e for e in missing if e not in asked]
+        if never:
+            why.append(f"never asked (sending to it failed: see server.log): {', '.join(never)}")
         raise WorkflowError(f"only {len(replied)} of {len(settings.datasites)} owners replied, {settings.min_replies} "
-                            f"needed (MIN_REPLIES); {why or 'no reply from ' + ', '.join(missing)}")
+                            f"needed (MIN_REPLIES); {'; '.join(why)}")
     if missing:
         log.warning("no usable reply from %s: the results count the other %d owner(s)", ", ".join(missing),
                     len(replied))
     return replied, missing
+
+
+def first_line(text: str, limit: int = 200) -> str:
+    """An owner's error as one short line (syft_flwr sends the ClientApp's whole traceback)."""
+    line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[:limit] + "…"
 
 
 def read_aggregate(settings: ScientistSettings) -> dict | None:

@@ -13,12 +13,12 @@ from tests.integration.helpers import (PROJECT, ds_finish, ds_start, exec_in, he
 HEADER = "Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome"
 GOOD_ROW = "6,148,72,35,0,33.6,0.627,50,1"
 
+# What holds for any dataset (what a study needs of its columns, its app checks: test_studies.py).
 BAD_CSVS = {
-    "missing-column": (HEADER.replace(",Insulin", "") + "\n6,148,72,35,33.6,0.627,50,1\n",
-                       "bad.csv: missing column(s) Insulin"),
-    "non-numeric": (f"{HEADER}\n{GOOD_ROW}\n1,abc,66,29,0,26.6,0.351,31,0\n",
-                    "bad.csv: column Glucose, line 3: 'abc' is not a number"),
-    "no-rows": (f"{HEADER}\n", "bad.csv: no data rows"),
+    "ragged-row": (f"{HEADER}\n{GOOD_ROW}\n1,85,66\n", "private/bad.csv: line 3 has 3 fields, the header 9"),
+    "repeated-column": (HEADER.replace("Insulin", "Glucose") + f"\n{GOOD_ROW}\n",
+                        "private/bad.csv: column(s) 'Glucose' appear twice in the header"),
+    "no-rows": (f"{HEADER}\n", "private/bad.csv: no data rows"),
 }
 
 

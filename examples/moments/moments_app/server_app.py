@@ -16,15 +16,16 @@ from flwr.server import Grid, ServerApp
 app = ServerApp()
 
 
-def ask(grid: Grid, nodes: list[int], config: dict, timeout: float | None) -> list[dict]:
+def ask(grid: Grid, nodes: list[int], config: dict, timeout: float | None) -> dict[int, dict]:
+    """Each node's usable reply, by node."""
     messages = [Message(content=RecordDict({"config": ConfigRecord(config)}), message_type=MessageType.QUERY,
                         dst_node_id=node) for node in nodes]
-    usable = []
+    usable = {}
     for reply in grid.send_and_receive(messages, timeout=timeout):
         if reply.has_error():
             log(WARNING, "moments: node %s answered with an error: %s", reply.metadata.src_node_id, reply.error.reason)
             continue
-        usable.append(dict(reply.content["moments"]))
+        usable[int(reply.metadata.src_node_id)] = dict(reply.content["moments"])
     return usable
 
 
@@ -37,30 +38,40 @@ def wait_for_nodes(grid: Grid, wanted: int, wait: float = 60.0) -> list[int]:
     return nodes
 
 
+def split(reply: dict) -> dict[str, dict[str, float]]:
+    """{"n:age": 3, "sum:age": 126.0} -> {"n": {"age": 3}, "sum": {"age": 126.0}}."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in reply.items():
+        kind, column = key.split(":", 1)
+        out.setdefault(kind, {})[column] = value
+    return out
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     timeout = float(os.environ.get("SYFT_FLWR_MSG_TIMEOUT", "120"))
     nodes = wait_for_nodes(grid, int(context.run_config.get("min-nodes", 1)))
-    sums = ask(grid, nodes, {"step": "sums"}, timeout)
+    sums = {node: split(reply) for node, reply in ask(grid, nodes, {"step": "sums"}, timeout).items()}
     if not sums:
         raise RuntimeError("round 1: no owner replied")
-    n, total = {}, {}
-    for reply in sums:
-        for key, value in reply.items():
-            kind, column = key.split(":", 1)
-            target = n if kind == "n" else total
-            target[column] = target.get(column, 0) + value
-    means = {c: total[c] / n[c] for c in n if n[c]}
-    squares = ask(grid, nodes, {"step": "squares"} | {f"mean:{c}": m for c, m in means.items()}, timeout)
-    ss = {}
-    for reply in squares:
-        for key, value in reply.items():
-            column = key.split(":", 1)[1]
-            ss[column] = ss.get(column, 0.0) + value
-    result = {"replied": [len(sums), len(squares)],
-              "columns": {c: {"n": int(n[c]), "mean": means[c],
-                              "variance": ss[c] / (n[c] - 1) if n[c] > 1 and c in ss else None} for c in means}}
-    log(INFO, "moments: %d column(s) from %d owner(s)", len(means), len(sums))
+    columns = sorted(set.intersection(*(set(s["n"]) for s in sums.values())))
+    sent_means = {c: sum(s["sum"][c] for s in sums.values()) / sum(s["n"][c] for s in sums.values())
+                  for c in columns}
+    squares = {node: split(reply)["ss"] for node, reply in
+               ask(grid, sorted(sums), {"step": "squares"} | {f"mean:{c}": m for c, m in sent_means.items()},
+                   timeout).items()}
+    # Only owners that answered both rounds count: their own mean, and their squared deviations
+    # moved from the mean sent to it (sum (x - m)^2 = sum (x - m1)^2 - n (m - m1)^2).
+    both = [node for node in sums if node in squares]
+    if not both:
+        raise RuntimeError("round 2: no owner replied")
+    result = {"replied": [len(sums), len(squares)], "counted": len(both), "columns": {}}
+    for c in columns:
+        n = sum(sums[node]["n"][c] for node in both)
+        mean = sum(sums[node]["sum"][c] for node in both) / n
+        ss = sum(squares[node][c] for node in both) - n * (mean - sent_means[c]) ** 2
+        result["columns"][c] = {"n": int(n), "mean": mean, "variance": ss / (n - 1) if n > 1 else None}
+    log(INFO, "moments: %d column(s) from %d owner(s)", len(columns), len(both))
     if context.run_config.get("write-json", True):
         out = Path(os.environ.get("RESULTS_DIR") or "results")
         out.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,9 @@ def test_scientist_settings_fed_app_named_and_mounted_must_agree(env):
     env(SYFTBOX_EMAIL="ds@openmined.org", DATASITES="do1@openmined.org", FED_APP="examples/moments/",
         FED_APP_MOUNTED="examples/moments", FED_APP_DIR="/app/study")
     assert ScientistSettings.from_env().fed_app == Path("/app/study")
+    for outside in ("/srv/app", "../elsewhere", "examples/../../x"):
+        env(FED_APP=outside, FED_APP_MOUNTED=outside)
+        assert "inside the repository" in settings_error(ScientistSettings.from_env)
 
 
 @pytest.mark.parametrize("missing", ["SYFTBOX_EMAIL", "APPROVE_JOBS_FROM"])

@@ -178,7 +178,9 @@ def test_a_given_mock_must_mirror_every_private_csv(tmp_path):
     (lambda f: f.mkdir(), "dataset clinic: no private/ folder in"),
     (lambda f: (f / "private").mkdir(parents=True), "dataset clinic: private/ holds no file"),
     (lambda f: write(f / "private" / "scan.dcm", "binary"),
-     "dataset clinic: private/ holds no CSV file to make a mock from; give a mock/ folder"),
+     "dataset clinic: private/ holds no CSV file, of which the owner cannot make a mock"),
+    (lambda f: (write(f / "private" / "a.csv", "x,y", "1,2"), write(f / "private" / "scan.dcm", "binary")),
+     "dataset clinic: private/ holds scan.dcm, of which the owner cannot make a mock"),
     (lambda f: write(f / "private" / "a.csv", "x,y", "1"), "dataset clinic: private/a.csv: line 2 has 1 fields"),
 ])
 def test_a_dataset_folder_that_cannot_be_published_says_why(tmp_path, setup, message):
@@ -291,7 +293,16 @@ def assert_valid_mock(mock: Table, private: Table, n_rows: int) -> None:
         for r in (r for r in mock.rows if r[-1] == o):
             assert len(r) == 9
             for col, cell, values in zip(COLS, r, allowed):
-                assert cell in values, (col, cell, o)
+                assert_plausible(col, cell, values)
+
+
+def assert_plausible(col: str, cell: str, values: set[str]) -> None:
+    """One of the column's few values, or a number within its range (never outside it)."""
+    if len(values) <= data.LABEL_VALUES:
+        assert cell in values, (col, cell)
+    else:
+        numbers = [float(v) for v in values]
+        assert min(numbers) <= float(cell) <= max(numbers), (col, cell)
 
 
 @pytest.mark.parametrize("n_rows", [40, 101])
@@ -307,10 +318,12 @@ def test_mock_of_an_owner_share(real_table):
     share = data.partition(real_table, 2, 3)
     mock = data.synthesize_mock(share, 60, seed=11)
     assert_valid_mock(mock, share, 60)
-    # drawn from this share only: nothing outside the share's per-outcome values
+    # drawn from this share only: nothing outside the share's per-outcome values or ranges
     for o in ("0", "1"):
         allowed = column_values(share.rows, o)
-        assert all(c in v for r in mock.rows if r[-1] == o for c, v in zip(r, allowed))
+        for r in (r for r in mock.rows if r[-1] == o):
+            for col, cell, values in zip(COLS, r, allowed):
+                assert_plausible(col, cell, values)
 
 
 def test_mock_is_deterministic_per_seed(real_table):
@@ -461,3 +474,31 @@ def test_write_csv_round_trips_a_mock_and_overwrites(tmp_path, real_table):
     assert again.rows == mock.rows
     assert len(again.rows) == len(mock.rows)
     assert math.isclose(len(again.rows), 25, abs_tol=2)
+
+
+def test_a_mock_publishes_no_name_or_id_of_the_private_data(tmp_path):
+    """Text columns with many values become placeholders; numbers keep their range and decimals."""
+    rows = [(f"patient-{i}", f"P{1000 + i}", f"{30 + i % 40}", f"{20 + (i * 7) % 19}.{i % 10}", str(i % 2))
+            for i in range(60)]
+    private = Table(["name", "id", "age", "bmi", "y"], rows)
+    mock = data.synthesize_mock(private, 30, seed=4)
+    names, ids = {r[0] for r in rows}, {r[1] for r in rows}
+    assert not any(r[0] in names or r[1] in ids for r in mock.rows)
+    assert all(r[0].startswith("name-") and r[1].startswith("id-") for r in mock.rows)
+    for r in mock.rows:
+        assert 30 <= int(r[2]) <= 69 and "." not in r[2]
+        assert 20.0 <= float(r[3]) <= 38.9 and len(r[3].split(".")[1]) == 1
+        assert r[4] in ("0", "1")
+
+
+def test_a_given_mock_may_not_hide_private_rows_in_other_files_or_formats(tmp_path):
+    folder = openmined_dataset(tmp_path, mock_rows=["49,27.7,1"])
+    write(folder / "mock" / "ALL.CSV", "age,bmi,y", "50,31.20,1.0")  # a real row, reformatted, other name
+    msg = raises_dataset_error(data.read_dataset, folder)
+    assert msg.startswith("dataset vitals: mock/ALL.CSV: 1 of its 1 rows are rows of the private data")
+    (folder / "mock" / "ALL.CSV").unlink()
+    (folder / "mock" / "copy.csv").write_bytes((folder / "private" / "test.csv").read_bytes())
+    assert "mock/copy.csv is a copy of a private file" in raises_dataset_error(data.read_dataset, folder)
+    (folder / "mock" / "copy.csv").unlink()
+    write(folder / "mock" / "notes.txt", "hello")
+    assert "mock/ holds .txt files, private/ none" in raises_dataset_error(data.read_dataset, folder)

@@ -29,9 +29,20 @@ def test_a_demo_owner_serves_its_datasets_and_the_pima_share(tmp_path, pima_csv)
 def test_a_folder_named_as_the_demo_replaces_the_demo_share(tmp_path, pima_csv):
     mine = tmp_path / "datasets" / "pima-indians-diabetes-database" / "private"
     mine.mkdir(parents=True)
-    (mine / "ward.csv").write_text(pima_csv.read_text().splitlines()[0] + "\n" + "1,2,3,4,5,6,7,8,0\n")
+    (mine / "ward.csv").write_text("\n".join(pima_csv.read_text().splitlines()[:31]) + "\n")
     [only] = datasets(owner_settings(tmp_path, pima_csv))
-    assert only.private_dir == mine and only.rows == 1
+    assert only.private_dir == mine and only.rows == 30
+    assert only.made_mock == tmp_path / "home" / "mocks" / "pima-indians-diabetes-database"
+    assert (only.made_mock / "ward.csv").is_file()  # made before the owner goes online
+
+
+def test_without_the_public_file_an_owner_with_its_own_data_serves_that(tmp_path, pima_csv):
+    (tmp_path / "datasets" / "vitals" / "private").mkdir(parents=True)
+    (tmp_path / "datasets" / "vitals" / "private" / "train.csv").write_text("a,y\n1,0\n2,1\n3,0\n")
+    settings = replace(owner_settings(tmp_path, tmp_path / "no-such.csv"), pima_url="file:///no/such/file.csv")
+    assert [d.name for d in datasets(settings)] == ["vitals"]
+    with pytest.raises(DatasetError, match="the public Pima file .* could not be downloaded"):
+        datasets(replace(settings, datasets_dir=tmp_path / "none"))
 
 
 def test_no_dataset_and_no_demo_is_one_clear_error(tmp_path, pima_csv):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import types
+import uuid
 from pathlib import Path
 
 from federation.scientist.replies import MessageLog, install, read_rounds, replied_every_round
@@ -39,10 +41,10 @@ class FakeGrid:
         if dest == "do2@x.org" and msg.metadata.message_type == "query" and self.sent == 0:
             self.sent += 1
             return self._send_unencrypted_message(url, body, dest, msg)  # the fallback: one message
-        return f"f-{dest}-{id(msg)}"
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"{dest}-{id(msg)}")  # syft-rpc's future ids are UUIDs
 
     def _send_unencrypted_message(self, url, body, dest, msg):
-        return f"f-{dest}-{id(msg)}"
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"{dest}-{id(msg)}")
 
     def _try_decrypt_response(self, body, msg_id):
         return body
@@ -76,6 +78,9 @@ def test_each_push_is_a_round_errors_reach_the_server_app_and_the_stop_signal_is
     grid._process_response(types.SimpleNamespace(body=FakeMessage()), second[1])
     grid.push_messages([FakeMessage(1, kind="system"), FakeMessage(2, kind="system")])  # the stop signal
 
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
+    # one line per message and per answer: not for the plaintext fallback, the second pull, the stop signal
+    assert events == ["sent", "sent", "reply", "reply", "sent", "sent", "reply"]
     rounds = read_rounds(log)
     assert [r.to_json() for r in rounds] == [
         {"round": 1, "asked": ["do1@x.org", "do2@x.org"], "replied": ["do1@x.org"],
