@@ -20,7 +20,11 @@ from federation.owner.runner import Runner
 
 log = logging.getLogger(__name__)
 
+# A request to its own RDS server is answered within a second or two, or lost (syft-rpc's file
+# race): syft-rds's own 5 min wait would hold a job's status back that long (the runner stores
+# a status again when a wait ends empty).
 RPC_EXPIRY = "45s"
+
 
 def datasets(settings: OwnerSettings) -> list[data.Dataset]:
     """Every dataset this owner publishes, checked and with its mock ready: its dataset folders,
@@ -100,9 +104,6 @@ def serve(settings: OwnerSettings, sync: SyncClient, held: list[data.Dataset]) -
         syftbox_client_config_path=settings.party.config_path,
         start_rds_server=True,
         runner_config=ClientRunnerConfig(job_output_folder=settings.party.state_dir / "rds-jobs"),
-        # A request to its own RDS server is answered within a second or two, or lost (syft-rpc's
-        # file race): syft-rds's 5 min wait would hold the job's status back that long; the
-        # runner stores a status again when a wait ends empty.
         rpc_expiry=RPC_EXPIRY,
     )
     if not rds.is_admin:

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from federation.scientist.run_record import RunRecord, wait_for_run
-from tests.integration.helpers import (DATASET, DATASITES, OWNERS, assert_aggregate_matches, compose, ds_finish,
-                                       ds_start, ds_stop, exec_in, jobs_table, result_line, wait_healthy)
+from tests.integration.helpers import (DATASET, DATASITES, OWNERS, VITALS, assert_aggregate_matches, compose,
+                                       ds_finish, ds_start, ds_stop, exec_in, jobs_table, result_line, wait_healthy)
 
 CONFIG = "/home/syft/federation/config.json"
 
@@ -75,7 +75,7 @@ def test_bad_jobs_end_with_their_reason_and_the_owner_serves_the_next(stack, tmp
     assert seen["reason"].startswith("the job's code is not a bootstrapped syft_flwr app"), seen
     seen = job_status_seen_by_ds(owner, unknown["job"], ENDED)
     assert seen == {"status": "rejected",
-                    "reason": f"no dataset named 'cancer-registry' on this datasite (it has: {DATASET})"}
+                    "reason": f"no dataset named 'cancer-registry' on this datasite (it has: {DATASET}, {VITALS})"}
 
     # A ClientApp that raises: the DS's own app, one line changed, through the real submit.
     exec_in("ds", "sh", "-c", "rm -rf /tmp/raising-app && cp -r /app/fed_app /tmp/raising-app && "
@@ -236,5 +236,7 @@ import json, syft_rds
 print("RESULT " + json.dumps({{h: [d.name for d in syft_rds.init_session(host=h,
     syftbox_client_config_path={CONFIG!r}).dataset.get_all()] for h in {DATASITES!r}}}))
 """).stdout)
-    assert names == {email: [DATASET] for email in DATASITES}  # not duplicated
+    # not duplicated: do1 and do2 hold vitals too, do3 the demo share only
+    assert {h: sorted(n) for h, n in names.items()} == {
+        email: sorted([DATASET, VITALS] if email in DATASITES[:2] else [DATASET]) for email in DATASITES}
     assert len(list((results_dir / "history").iterdir())) == history_before + 1  # the earlier results kept

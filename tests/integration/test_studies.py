@@ -115,13 +115,19 @@ def test_an_app_needing_a_package_the_owners_lack_is_rejected_naming_it(stack):
 
 
 def test_the_bundled_app_on_another_dataset_fails_with_the_apps_own_message(stack):
-    """The owner checks only what holds for any dataset; the Pima columns are the app's business."""
-    code, output = ds_finish(ds_start("submit", "120", env={"DATASET_NAME": VITALS, "DATASITES": ",".join(TWO)}),
-                             timeout=300)
-    assert code == 0, output[-3000:]
-    for email, job in result_line(output).items():
-        assert job["status"] == "job_run_failed", (email, job)
-        assert "missing column" in job["reason"] and "Pregnancies" in job["reason"], job
+    """The owner checks only what holds for any dataset; the Pima columns are the app's business:
+    each owner's ClientApp answers with its error, which reaches the DS at once (not after
+    ROUND_TIMEOUT: an error reply is handed to the ServerApp), and the run fails."""
+    t0 = time.monotonic()
+    code, output = run_study("/app/fed_app", "/tmp/results-wrong-data")
+    assert code == 1, output[-3000:]
+    assert time.monotonic() - t0 < 120 + 60  # ROUND_TIMEOUT is 120 s: the errors ended the round
+    run = read_json("/tmp/results-wrong-data/run.json")
+    assert run["status"] == "failed" and "no usable replies" in run["error"], run["error"]
+    [first] = run["replies"]
+    assert sorted(first["errors"]) == TWO and first["replied"] == [] and first["silent"] == []
+    for email, why in first["errors"].items():
+        assert "missing column" in why and "Pregnancies" in why, (email, why)
 
 
 def test_both_datasets_are_published_the_given_mock_as_given_and_the_made_one_synthetic(stack, vitals_private):

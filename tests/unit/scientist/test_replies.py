@@ -41,10 +41,10 @@ class FakeGrid:
         if dest == "do2@x.org" and msg.metadata.message_type == "query" and self.sent == 0:
             self.sent += 1
             return self._send_unencrypted_message(url, body, dest, msg)  # the fallback: one message
-        return uuid.uuid5(uuid.NAMESPACE_URL, f"{dest}-{id(msg)}")  # syft-rpc's future ids are UUIDs
+        return uuid.uuid4()  # syft-rpc's future ids are UUIDs
 
     def _send_unencrypted_message(self, url, body, dest, msg):
-        return uuid.uuid5(uuid.NAMESPACE_URL, f"{dest}-{id(msg)}")
+        return uuid.uuid4()
 
     def _try_decrypt_response(self, body, msg_id):
         return body
