@@ -123,6 +123,17 @@ def _files(folder: Path) -> list[Path]:
     return sorted(out)
 
 
+def _part_files(name: str, part: Path) -> list[Path]:
+    """The files of a dataset's private/ or mock/ folder: at least one, every one readable."""
+    try:
+        files = _files(part)
+    except DatasetError as e:
+        raise DatasetError(f"dataset {name}: {e}") from None
+    if not files:
+        raise DatasetError(f"dataset {name}: {part.name}/ holds no file")
+    return files
+
+
 def _raise(error: OSError) -> None:
     raise DatasetError(f"{error.filename}: cannot be read ({error.strerror})")
 
@@ -150,12 +161,7 @@ def read_dataset(folder: Path, allow_real_mock_rows: bool = False) -> Dataset:
     private = folder / "private"
     if not private.is_dir():
         raise DatasetError(f"dataset {name}: no private/ folder in {folder}")
-    try:
-        files = _files(private)
-    except DatasetError as e:
-        raise DatasetError(f"dataset {name}: {e}") from None
-    if not files:
-        raise DatasetError(f"dataset {name}: private/ holds no file")
+    files = _part_files(name, private)
     tables = {}
     for path in files:
         if _is_csv(path):
@@ -180,17 +186,14 @@ def check_given_mock(dataset: Dataset, private_files: list[Path], allow_real_row
     the private rows, in any of its files (unless the owner allows it: then it is published,
     and logged as such); no file of it may be a copy of a private file."""
     name, mock = dataset.name, dataset.mock_dir
-    try:
-        given_files = _files(mock)
-    except DatasetError as e:
-        raise DatasetError(f"dataset {name}: {e}") from None
-    if not given_files:
-        raise DatasetError(f"dataset {name}: mock/ holds no file")
+    given_files = _part_files(name, mock)
+    given_tables = {rel: read_table(path, f"dataset {name}: mock/{rel}") for path in given_files
+                    if _is_csv(path) and (rel := path.relative_to(mock).as_posix())}
     for rel, private in dataset.tables.items():
-        if not (mock / rel).is_file():
+        if rel not in given_tables:
             raise DatasetError(f"dataset {name}: mock/ has no {rel} (private/ has it): code written "
                                "against the mock would not find it")
-        given = read_table(mock / rel, f"dataset {name}: mock/{rel}")
+        given = given_tables[rel]
         if given.columns != private.columns:
             raise DatasetError(f"dataset {name}: mock/{rel} has columns {', '.join(given.columns)}; "
                                f"private/{rel} has {', '.join(private.columns)}")
@@ -205,9 +208,9 @@ def check_given_mock(dataset: Dataset, private_files: list[Path], allow_real_row
         if _digest(path) in digests:
             raise DatasetError(f"dataset {name}: mock/{rel} is a copy of a private file; a mock is published "
                                "to everyone")
-        if not _is_csv(path):
+        if rel not in given_tables:
             continue
-        rows = read_table(path, f"dataset {name}: mock/{rel}").rows
+        rows = given_tables[rel].rows
         found = sum(_canonical(row) in real for row in rows)
         if not found:
             continue
