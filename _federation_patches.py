@@ -2,14 +2,15 @@
 `federation-patches.pth` (installed with the federation package).
 
 It imports nothing of the project at start: when a patched module (syft_rpc.protocol,
-syft_event.server2) is first imported, it runs it, then hands it to `federation.common.syft_patches.apply`.
+syft_event.server2, syft_rds.store.store) is first imported, it runs it, then hands it to
+`federation.common.syft_patches.apply`.
 """
 
 import importlib.abc
 import importlib.machinery
 import sys
 
-TARGETS = ("syft_rpc.protocol", "syft_event.server2")
+TARGETS = ("syft_rpc.protocol", "syft_event.server2", "syft_rds.store.store")
 
 
 class PatchOnImport(importlib.abc.MetaPathFinder):

@@ -14,6 +14,14 @@ party write only in the folder named for it (the server checks the writer's toke
 encrypted payload's sender) is not the folder's party is ignored and logged, so a party the
 operator invited cannot submit a job in the DS's name.
 
+syft-rds: a record (a job, its code, a dataset) is written in place too (truncate, then
+write) by the owner's RDS server thread while the owner's runner, in the same process, lists
+the jobs every second; a read between the two saw an empty file, and the ValidationError
+stopped the owner; had it stopped mid-write, the empty file stayed and every restart stopped
+again (CI lost an owner so). Records are now written to a hidden file and renamed into place,
+and a reader retries an unreadable record briefly, then skips it with a warning (a record
+synced from another party's datasite is written in place by the SyftBox client).
+
 Active in every interpreter of an environment where this package is installed: its
 `federation-patches.pth` imports `_federation_patches`, whose import hook calls
 `apply` here when `syft_rpc.protocol` is first imported. Other programs pay nothing.
@@ -23,6 +31,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
 
 log = logging.getLogger(__name__)
@@ -31,6 +41,8 @@ ATTEMPTS = 40
 PAUSE = 0.05  # seconds: 40 x 50 ms covers a 1 s sync loop twice
 TARGET = "syft_rpc.protocol"
 EVENTS = "syft_event.server2"
+STORE = "syft_rds.store.store"
+RECORD_ATTEMPTS = 10  # x PAUSE: a record being written is whole again within milliseconds
 
 
 def patch(protocol) -> None:
@@ -87,12 +99,46 @@ def patch_events(server2) -> None:
     events_cls._SyftEvents__handle_rpc = handle_rpc
 
 
+def patch_store(store) -> None:
+    store_cls = store.YAMLStore
+    if getattr(store_cls._save_record, "_atomic", False):
+        return
+    yaml = store.yaml
+
+    def save_record(self, record) -> None:
+        path = self._get_record_path(record.uid)
+        text = yaml.safe_dump(record.model_dump(mode="json"), indent=2, sort_keys=False)
+        # hidden and not *.yaml, so no listing picks it up; a rename is whole or nothing
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+        partial.write_text(text)
+        os.replace(partial, path)
+
+    def get_by_uid(self, uid):
+        path = self._get_record_path(uid)
+        for attempt in range(RECORD_ATTEMPTS):
+            if not path.exists():
+                return None
+            try:
+                return self.item_type.model_validate(yaml.safe_load(path.read_text()))
+            except (OSError, ValueError, yaml.YAMLError) as e:  # pydantic's ValidationError is a ValueError
+                error = e
+            time.sleep(PAUSE)
+        log.warning("skipped the unreadable record %s (%s)", path, str(error).splitlines()[0])
+        return None
+
+    save_record._atomic = True
+    store_cls._save_record = save_record
+    store_cls.get_by_uid = store.ensure_store_exists(get_by_uid)
+
+
 def apply(module_name: str, module) -> None:
     """Called by the import hook once `module_name` has been imported."""
     if module_name == TARGET:
         patch(module)
     elif module_name == EVENTS:
         patch_events(module)
+    elif module_name == STORE:
+        patch_store(module)
 
 
 def install() -> None:

@@ -102,7 +102,12 @@ class Runner:
             time.sleep(poll)
 
     def serve_once(self) -> None:
-        for job in self.rds.job.get_all():
+        try:
+            listed = self.rds.job.get_all()
+        except Exception as e:  # the owner keeps serving; the next poll lists them again
+            log.error("could not list the jobs: %s: %s", type(e).__name__, str(e).splitlines()[0])
+            return
+        for job in listed:
             try:
                 if jobs.status(job) is JobStatus.PENDING:
                     self.review(job)

@@ -11,6 +11,7 @@ import sysconfig
 import textwrap
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,9 @@ def test_a_missing_file_is_not_retried(protocol, tmp_path, monkeypatch):
 
 
 def test_install_twice_does_not_double_wrap(protocol, tmp_path, monkeypatch):
+    import syft_event.server2  # noqa: F401 (every target imported: the hook steps out of the way)
+    import syft_rds.store.store  # noqa: F401
+
     syft_patches.install()
     first = protocol.SyftMessage.__dict__["load"].__func__
     syft_patches.install()
@@ -295,3 +299,79 @@ def test_importing_syft_event_applies_the_sender_check():
         print(json.dumps({"checks": bool(getattr(SyftEvents._SyftEvents__handle_rpc, "_checks_sender", False))}))
     """)
     assert result == {"checks": True}
+
+
+# --------------------------------------------------------------------------- syft-rds records
+
+
+@pytest.fixture
+def job_store(tmp_path):
+    """A syft-rds job store as the owner's RDS server keeps it, patched (as in every interpreter)."""
+    from syft_rds.models import Job
+    from syft_rds.store import store
+
+    syft_patches.patch_store(store)
+    return store.YAMLStore[Job](item_type=Job, store_dir=tmp_path / "store")
+
+
+def a_job():
+    from syft_rds.models import Job
+
+    return Job(name="j", created_by="ds@openmined.org", dataset_name="d", user_code_id=uuid.uuid4(),
+               output_url="syft://do1@openmined.org/app_data/RDS/jobs/x")
+
+
+def test_a_record_read_while_it_is_rewritten_is_always_whole(job_store):
+    """The owner's runner lists jobs while its RDS server thread updates them: every read saw a
+    whole record (unpatched, an in-place write shows an empty file in between)."""
+    job = job_store.create(a_job())
+    stop, seen, errors = threading.Event(), [], []
+
+    def writer():
+        while not stop.is_set():
+            job_store.update(job.uid, job.model_copy(update={"error_message": "x" * (len(seen) % 500)}))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                seen.extend(job_store.list_all())
+            except Exception as e:  # noqa: BLE001 (what the owner died of)
+                errors.append(e)
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == [] and len(seen) > 100 and all(j.uid == job.uid for j in seen)
+    assert [p.name for p in job_store.item_type_dir.iterdir()] == [f"{job.uid}.yaml"]  # no partial left
+
+
+def test_a_record_left_empty_is_skipped_with_a_warning_not_fatal(job_store, monkeypatch, caplog):
+    """An owner stopped mid-write (before this patch) left an empty record: listing skips it."""
+    monkeypatch.setattr(syft_patches, "PAUSE", 0.0)
+    good = job_store.create(a_job())
+    broken = job_store._get_record_path(uuid.uuid4())
+    broken.write_text("")
+    with caplog.at_level("WARNING", logger=syft_patches.__name__):
+        assert [j.uid for j in job_store.list_all()] == [good.uid]
+    assert str(broken) in caplog.text and "unreadable record" in caplog.text
+
+
+def test_a_record_written_in_place_by_another_writer_is_read_once_whole(job_store):
+    """A synced record (the SyftBox client writes in place) is read once it is whole again."""
+    job = job_store.create(a_job())
+    path = job_store._get_record_path(job.uid)
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+    threading.Timer(0.1, path.write_text, args=(text,)).start()
+    assert job_store.get_by_uid(job.uid).uid == job.uid
+
+
+def test_importing_the_syft_rds_store_applies_the_record_patch():
+    result = run_fresh("""
+        import json
+        from syft_rds.store.store import YAMLStore
+        print(json.dumps({"atomic": bool(getattr(YAMLStore._save_record, "_atomic", False))}))
+    """)
+    assert result == {"atomic": True}

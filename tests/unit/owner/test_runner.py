@@ -381,3 +381,17 @@ def test_a_status_update_that_did_not_take_or_whose_wait_timed_out_is_stored_aga
     assert lost == {}
     assert w.stored(job).status == Status.job_run_finished
     assert w.rds.job.history(job.uid) == ["job_in_progress", "job_run_finished"]
+
+
+def test_a_listing_that_fails_is_logged_and_the_next_poll_serves_the_job(tmp_path, monkeypatch, caplog):
+    """A failed listing of the jobs stops nothing: the owner lists them again at its next poll."""
+    w = World(tmp_path)
+    job = w.add_job(GOOD_MAIN)
+    real_get_all = w.rds.job.get_all
+    monkeypatch.setattr(w.rds.job, "get_all", lambda: (_ for _ in ()).throw(ValueError("a torn record\nmore")))
+    w.runner.serve_once()
+    assert "could not list the jobs: ValueError: a torn record" in caplog.text
+    assert w.rds.job.updates == []
+    monkeypatch.setattr(w.rds.job, "get_all", real_get_all)
+    w.runner.serve_once()
+    assert w.stored(job).status == Status.job_run_finished
