@@ -355,3 +355,37 @@ def free_port() -> int:
 def private_dataset_dir(email: str) -> str:
     """Where syft-rds keeps the owner's private copy: what its jobs read as DATA_DIR."""
     return f"/home/syft/federation/SyftBox/datasites/{email}/private/datasets/{DATASET}"
+
+
+def copy_app(service: str, name: str, edit: str = "") -> str:
+    """examples/moments copied into the service's container (ds, notebook) as /tmp/<name>, `edit`
+    (a sed script) applied to its pyproject.toml: the DS brings its own app, no image build."""
+    container = compose("--profile", "notebook", "ps", "-q", service).stdout.strip()
+    assert container, f"service {service} has no running container"
+    path = f"/tmp/{name}"
+
+    def run(*cmd: str, user: str = "syft") -> None:
+        subprocess.run(["docker", "exec", "-u", user, container, *cmd], check=True, capture_output=True)
+
+    run("rm", "-rf", path)
+    subprocess.run(["docker", "cp", str(REPO_ROOT / "examples" / "moments"), f"{container}:{path}"], check=True)
+    run("chown", "-R", "syft:syft", path, user="root")
+    if edit:
+        run("sed", "-i", edit, f"{path}/pyproject.toml")
+    return path
+
+
+def expected_moments(files) -> dict[str, dict]:
+    """Count, mean and sample variance per column over every file, computed here from the rows."""
+    columns: dict[str, list[float]] = {c: [] for c in VITALS_COLUMNS}
+    for path in files:
+        header, *lines = path.read_text().splitlines()
+        assert header.split(",") == list(VITALS_COLUMNS)
+        for line in lines:
+            for c, v in zip(VITALS_COLUMNS, line.split(",")):
+                columns[c].append(float(v))
+    out = {}
+    for c, values in columns.items():
+        mean = sum(values) / len(values)
+        out[c] = {"n": len(values), "mean": mean, "variance": sum((v - mean) ** 2 for v in values) / (len(values) - 1)}
+    return out

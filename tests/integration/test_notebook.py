@@ -2,7 +2,8 @@
 
 The checks are on what the notebook showed, not only that it ran: a guest on every owner,
 the private path refused, a rehearsal, and an aggregate that covers exactly the owners the
-notebook asks, with the numbers and figures it displayed.
+notebook asks, with the numbers and figures it displayed. Then the same notebook once more,
+unchanged, on a study of the DS's own (examples/moments on do1's and do2's `vitals`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import (FEATURES, OWNERS, assert_aggregate_matches, compose)
+from tests.integration.helpers import (DATASITES, FEATURES, OWNERS, VITALS, assert_aggregate_matches, compose,
+                                       copy_app, expected_moments)
 
 EXECUTED = "/tmp/ds-executed"  # jupyter execute adds .ipynb
 RUN_TIMEOUT = 1200  # s: the whole notebook, simulations included, on a busy 2-core machine
@@ -65,20 +67,27 @@ def notebook_container(stack) -> str:
     compose("--profile", "notebook", "rm", "--stop", "--force", "notebook", check=False)
 
 
-@pytest.fixture(scope="module")
-def executed(notebook_container: str, tmp_path_factory) -> dict:
-    """ds.ipynb after `jupyter execute` in the notebook container, as parsed JSON.
-    `docker exec`, not `docker compose exec`: only the former passes the exit code on."""
+def execute(notebook_container: str, dest: Path, env: dict[str, str] | None = None) -> dict:
+    """ds.ipynb after `jupyter execute` in the notebook container (with `env` on top of its
+    own), as parsed JSON. `docker exec`, not `docker compose exec`: only the former passes the
+    exit code on."""
     started = time.monotonic()
-    run = subprocess.run(["docker", "exec", notebook_container, "jupyter", "execute", f"--output={EXECUTED}",
-                          "/app/ds/ds.ipynb"], capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
+    run = subprocess.run(["docker", "exec", *env_args, notebook_container, "jupyter", "execute",
+                          f"--output={EXECUTED}", "/app/ds/ds.ipynb"], capture_output=True, text=True,
+                         timeout=RUN_TIMEOUT)
     if run.returncode != 0:  # what the notebook said, and what the owners did meanwhile
         owners = compose("logs", "--no-color", "--tail", "30", *OWNERS, check=False).stdout
         pytest.fail(f"the notebook failed:\n{run.stderr[-6000:]}\n--- owners' logs:\n{owners}", pytrace=False)
     print(f"notebook executed in {time.monotonic() - started:.0f} s")
-    dest = tmp_path_factory.mktemp("notebook") / "ds-executed.ipynb"
     subprocess.run(["docker", "cp", f"{notebook_container}:{EXECUTED}.ipynb", str(dest)], check=True)
     return json.loads(dest.read_text())
+
+
+@pytest.fixture(scope="module")
+def executed(notebook_container: str, tmp_path_factory) -> dict:
+    """The notebook as shipped: the bundled app on the Pima data of every owner."""
+    return execute(notebook_container, tmp_path_factory.mktemp("notebook") / "ds-executed.ipynb")
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +190,34 @@ def test_figures_displayed(executed):
     figures = shown(executed, "step-8-figures", "image/png")
     assert len(figures) == len(FEATURES)
     assert all(base64.b64decode(f).startswith(b"\x89PNG") for f in figures)
+
+
+def test_the_same_notebook_runs_a_study_of_the_ds_own_on_another_dataset(notebook_container, vitals_private,
+                                                                        tmp_path):
+    """examples/moments (two rounds, no aggregate.json) on `vitals`, by settings alone: the
+    notebook rehearses it, runs it and shows the files its server wrote, with the real figures."""
+    two = DATASITES[:2]
+    results = "/tmp/notebook-moments"
+    notebook = execute(notebook_container, tmp_path / "moments.ipynb", env={
+        "FED_APP_DIR": copy_app("notebook", "moments"), "DATASET_NAME": VITALS, "DATASITES": ",".join(two),
+        "RESULTS_DIR": results})
+    errors = [o for c in notebook["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors, "\n".join(f"{e['ename']}: {e['evalue']}" for e in errors)
+    explored = printed(notebook, "step-2-explore")
+    assert all(f"{email}: mock of {VITALS}: " in explored and "columns age, bmi, glucose, y" in explored
+               for email in two), explored
+    rehearsal = printed(notebook, "step-5-simulate")
+    for engine in ("flwr", "syft_flwr"):  # both rehearsed the DS's app (it writes no aggregate.json)
+        assert any(line.split()[:3] == ["simulation", engine, "ok"] for line in rehearsal.splitlines()), rehearsal
+    shown_results = printed(notebook, "step-8-aggregate")
+    assert f"datasites that replied: {', '.join(sorted(two))}" in shown_results
+    assert "no reply from: nobody" in shown_results
+    assert "moments.json" in shown_results and "server-files/moments.png" in shown_results
+    # the moments it printed are the private files' (the notebook read them from the server's output)
+    listed = shown_results[shown_results.index("moments.json"):]
+    got = json.loads(listed[listed.index("{"):listed.index("\n}\n") + 2])["columns"]
+    want = expected_moments(vitals_private["do1"] + vitals_private["do2"])
+    assert sorted(got) == sorted(want)
+    for column, w in want.items():
+        assert got[column]["n"] == w["n"] and abs(got[column]["mean"] - w["mean"]) < 1e-9 * abs(w["mean"]), column
+    assert "not the bundled app" in printed(notebook, "step-8-mock")

@@ -12,26 +12,12 @@ import math
 import subprocess
 import time
 
-from tests.conftest import REPO_ROOT
-from tests.integration.helpers import (DATASET, DATASITES, PROJECT, VITALS, VITALS_COLUMNS, compose, ds_finish,
-                                       ds_start, exec_in, health, result_line, start_owner, stop_owner,
-                                       wait_healthy, write_lines)
+from tests.integration.helpers import (DATASET, DATASITES, PROJECT, VITALS, VITALS_COLUMNS, copy_app, ds_finish,
+                                       ds_start, exec_in, expected_moments, health, result_line, start_owner,
+                                       stop_owner, wait_healthy, write_lines)
 
 TWO = DATASITES[:2]
 DS_HOME = "/home/syft/federation/SyftBox/datasites"
-
-
-def copy_app(name: str, edit: str = "") -> str:
-    """examples/moments copied into the ds container as /tmp/<name>, `edit` (a sed script) applied
-    to its pyproject.toml: the DS brings its own app, no image build."""
-    container = compose("ps", "-q", "ds").stdout.strip()
-    path = f"/tmp/{name}"
-    exec_in("ds", "rm", "-rf", path)
-    subprocess.run(["docker", "cp", str(REPO_ROOT / "examples" / "moments"), f"{container}:{path}"], check=True)
-    exec_in("ds", "chown", "-R", "syft:syft", path, user="root")
-    if edit:
-        exec_in("ds", "sed", "-i", edit, f"{path}/pyproject.toml")
-    return path
 
 
 def run_study(app: str, results: str) -> tuple[int, str]:
@@ -48,24 +34,8 @@ def files_in(container_path: str) -> set[str]:
     return set(out.split())
 
 
-def expected_moments(files) -> dict[str, dict]:
-    """Count, mean and sample variance per column over every file, computed here from the rows."""
-    columns: dict[str, list[float]] = {c: [] for c in VITALS_COLUMNS}
-    for path in files:
-        header, *lines = path.read_text().splitlines()
-        assert header.split(",") == list(VITALS_COLUMNS)
-        for line in lines:
-            for c, v in zip(VITALS_COLUMNS, line.split(",")):
-                columns[c].append(float(v))
-    out = {}
-    for c, values in columns.items():
-        mean = sum(values) / len(values)
-        out[c] = {"n": len(values), "mean": mean, "variance": sum((v - mean) ** 2 for v in values) / (len(values) - 1)}
-    return out
-
-
 def test_a_two_round_app_of_the_ds_own_on_openmined_style_datasets_equals_the_private_files(stack, vitals_private):
-    code, output = run_study(copy_app("moments"), "/tmp/results-moments")
+    code, output = run_study(copy_app("ds", "moments"), "/tmp/results-moments")
     assert code == 0, output[-4000:]
     got = read_json("/tmp/results-moments/moments.json")["columns"]
     want = expected_moments(vitals_private["do1"] + vitals_private["do2"])
@@ -93,7 +63,7 @@ def test_a_two_round_app_of_the_ds_own_on_openmined_style_datasets_equals_the_pr
 
 
 def test_an_app_whose_server_writes_only_a_figure_counts_when_every_owner_replied(stack):
-    code, output = run_study(copy_app("moments-figure", "s/^write-json = true/write-json = false/"),
+    code, output = run_study(copy_app("ds", "moments-figure", "s/^write-json = true/write-json = false/"),
                              "/tmp/results-figure")
     assert code == 0, output[-4000:]
     run = read_json("/tmp/results-figure/run.json")
@@ -104,7 +74,7 @@ def test_an_app_whose_server_writes_only_a_figure_counts_when_every_owner_replie
 
 
 def test_an_app_needing_a_package_the_owners_lack_is_rejected_naming_it(stack):
-    app = copy_app("moments-needs", 's/^    "numpy>=2",/    "numpy>=2",\\n    "lifelines>=0.27",/')
+    app = copy_app("ds", "moments-needs", 's/^    "numpy>=2",/    "numpy>=2",\\n    "lifelines>=0.27",/')
     assert "lifelines" in exec_in("ds", "cat", f"{app}/pyproject.toml").stdout
     code, output = ds_finish(ds_start("submit", "120", env={"FED_APP_DIR": app, "DATASET_NAME": VITALS,
                                                             "DATASITES": ",".join(TWO)}), timeout=300)
@@ -173,18 +143,6 @@ def test_a_mock_sampled_from_the_private_rows_is_refused_and_published_when_the_
         assert "dataset survey published" in logs and "(with real rows: ALLOW_REAL_ROWS_IN_MOCK)" in logs
     finally:
         stop_owner(name)
-
-
-def test_simulate_rehearses_the_ds_own_app_on_the_owners_mocks(stack):
-    app = copy_app("moments-sim")
-    code, output = ds_finish(ds_start("simulate", env={"FED_APP_DIR": app, "DATASET_NAME": VITALS,
-                                                       "DATASITES": ",".join(TWO),
-                                                       "RESULTS_DIR": "/tmp/results-moments-sim"}), timeout=900)
-    assert code == 0, output[-6000:]
-    assert "is not the bundled app" in output and f"reads the mock of {TWO[0]}" in output
-    sims = result_line(output)["simulations"]
-    assert sorted(sims) == ["flwr", "syft_flwr"] and all(s["ok"] for s in sims.values()), sims
-    assert "moments.json" in files_in("/tmp/results-moments-sim/simulation/syft_flwr")
 
 
 def docker_logs(container: str) -> str:
