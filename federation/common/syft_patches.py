@@ -14,13 +14,12 @@ party write only in the folder named for it (the server checks the writer's toke
 encrypted payload's sender) is not the folder's party is ignored and logged, so a party the
 operator invited cannot submit a job in the DS's name.
 
-syft-rds: a record (a job, its code, a dataset) is written in place too (truncate, then
-write) by the owner's RDS server thread while the owner's runner, in the same process, lists
-the jobs every second; a read between the two saw an empty file, and the ValidationError
-stopped the owner; had it stopped mid-write, the empty file stayed and every restart stopped
-again (CI lost an owner so). Records are now written to a hidden file and renamed into place,
-and a reader retries an unreadable record briefly, then skips it with a warning (a record
-synced from another party's datasite is written in place by the SyftBox client).
+syft-rds: a record (a job, its code, a dataset) is written in place (truncate, then write) by
+the owner's RDS server thread while the owner's runner, in the same process, lists the jobs
+every second; a read between the two saw an empty file, and the ValidationError stopped the
+owner (CI lost an owner so, in a restart loop). A reader now retries an unreadable record
+briefly, then skips it with a warning (one left empty by a writer that was killed). Writes stay
+as syft-rds makes them: the SyftBox client syncs those files as it always has.
 
 Active in every interpreter of an environment where this package is installed: its
 `federation-patches.pth` imports `_federation_patches`, whose import hook calls
@@ -31,8 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 import time
 
 log = logging.getLogger(__name__)
@@ -101,17 +98,9 @@ def patch_events(server2) -> None:
 
 def patch_store(store) -> None:
     store_cls = store.YAMLStore
-    if getattr(store_cls._save_record, "_atomic", False):
+    if getattr(store_cls.get_by_uid, "_retries_partial_files", False):
         return
     yaml = store.yaml
-
-    def save_record(self, record) -> None:
-        path = self._get_record_path(record.uid)
-        text = yaml.safe_dump(record.model_dump(mode="json"), indent=2, sort_keys=False)
-        # hidden and not *.yaml, so no listing picks it up; a rename is whole or nothing
-        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-        partial.write_text(text)
-        os.replace(partial, path)
 
     def get_by_uid(self, uid):
         path = self._get_record_path(uid)
@@ -126,9 +115,9 @@ def patch_store(store) -> None:
         log.warning("skipped the unreadable record %s (%s)", path, str(error).splitlines()[0])
         return None
 
-    save_record._atomic = True
-    store_cls._save_record = save_record
-    store_cls.get_by_uid = store.ensure_store_exists(get_by_uid)
+    patched = store.ensure_store_exists(get_by_uid)
+    patched._retries_partial_files = True
+    store_cls.get_by_uid = patched
 
 
 def apply(module_name: str, module) -> None:

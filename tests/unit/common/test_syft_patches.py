@@ -322,14 +322,18 @@ def a_job():
 
 
 def test_a_record_read_while_it_is_rewritten_is_always_whole(job_store):
-    """The owner's runner lists jobs while its RDS server thread updates them: every read saw a
-    whole record (unpatched, an in-place write shows an empty file in between)."""
+    """The owner's runner lists jobs while its RDS server thread updates them (in place: an
+    empty file in between): every read saw a whole record; unpatched, reads failed (ValidationError,
+    what stopped the owner)."""
     job = job_store.create(a_job())
     stop, seen, errors = threading.Event(), [], []
 
     def writer():
-        while not stop.is_set():
-            job_store.update(job.uid, job.model_copy(update={"error_message": "x" * (len(seen) % 500)}))
+        n = 0
+        while not stop.is_set():  # a status update every few ms: far more often than a runner's
+            n += 1
+            job_store.update(job.uid, job.model_copy(update={"error_message": "x" * (n % 500)}))
+            time.sleep(0.005)
 
     thread = threading.Thread(target=writer)
     thread.start()
@@ -343,12 +347,11 @@ def test_a_record_read_while_it_is_rewritten_is_always_whole(job_store):
     finally:
         stop.set()
         thread.join()
-    assert errors == [] and len(seen) > 100 and all(j.uid == job.uid for j in seen)
-    assert [p.name for p in job_store.item_type_dir.iterdir()] == [f"{job.uid}.yaml"]  # no partial left
+    assert errors == [] and len(seen) > 20 and all(j.uid == job.uid for j in seen)
 
 
 def test_a_record_left_empty_is_skipped_with_a_warning_not_fatal(job_store, monkeypatch, caplog):
-    """An owner stopped mid-write (before this patch) left an empty record: listing skips it."""
+    """An owner killed mid-write left an empty record: listing skips it, with a warning."""
     monkeypatch.setattr(syft_patches, "PAUSE", 0.0)
     good = job_store.create(a_job())
     broken = job_store._get_record_path(uuid.uuid4())
@@ -359,7 +362,7 @@ def test_a_record_left_empty_is_skipped_with_a_warning_not_fatal(job_store, monk
 
 
 def test_a_record_written_in_place_by_another_writer_is_read_once_whole(job_store):
-    """A synced record (the SyftBox client writes in place) is read once it is whole again."""
+    """A record half written (a synced one, or the RDS server's) is read once it is whole again."""
     job = job_store.create(a_job())
     path = job_store._get_record_path(job.uid)
     text = path.read_text()
@@ -372,6 +375,6 @@ def test_importing_the_syft_rds_store_applies_the_record_patch():
     result = run_fresh("""
         import json
         from syft_rds.store.store import YAMLStore
-        print(json.dumps({"atomic": bool(getattr(YAMLStore._save_record, "_atomic", False))}))
+        print(json.dumps({"retries": bool(getattr(YAMLStore.get_by_uid, "_retries_partial_files", False))}))
     """)
-    assert result == {"atomic": True}
+    assert result == {"retries": True}
