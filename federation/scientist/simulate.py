@@ -151,12 +151,20 @@ def fetch_mocks(settings: ScientistSettings, dest: Path) -> list[Path]:
 # ------------------------------------------------------------------ child processes
 
 
+# s (as Ray's ms): how long Ray's raylet waits for its runtime-env agent, a Python process of
+# its own, to listen. Ray's 30 s were too short beside a running stack on 2 cores: the agent
+# had not started, the raylet exited, and Flower's simulation failed ("Failed to register
+# worker to Raylet"), in CI and here.
+RAY_AGENT_WAIT_MS = "180000"
+
+
 def child_env(**extra: str) -> dict[str, str]:
     """Our environment for a simulation: nothing pointing at the DS's real datasite or data,
     no telemetry (nothing leaves this machine)."""
     bin_dir = str(Path(sys.executable).parent)  # flwr calls flower-simulation through PATH
     return child_environment(drop=("SYFTBOX_CLIENT_CONFIG_PATH", "DATA_DIR", "DATASITES"), path_first=bin_dir,
-                             FLWR_TELEMETRY_ENABLED="0", RAY_USAGE_STATS_ENABLED="0", **extra)
+                             FLWR_TELEMETRY_ENABLED="0", RAY_USAGE_STATS_ENABLED="0",
+                             RAY_agent_register_timeout_ms=RAY_AGENT_WAIT_MS, **extra)
 
 
 def rows_by_outcome(aggregate: dict) -> dict[str, int]:
