@@ -67,6 +67,22 @@ def _float(name: str, default: str) -> float:
     return value
 
 
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_RETENTION = 30.0  # s: the DS reads a job's final status and its Flower replies well within this
+
+
+def _duration(name: str, default: str, minimum: float) -> float:
+    """Seconds, from e.g. 90, 90s, 15m, 6h or 1d."""
+    raw = _get(name, default).strip().lower()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", raw)
+    if not m:
+        raise SettingsError(f"setting {name}: {raw!r} is not a duration (e.g. 90s, 15m, 6h, 1d)")
+    seconds = float(m.group(1)) * UNITS[m.group(2) or "s"]
+    if seconds < minimum:
+        raise SettingsError(f"setting {name}: {raw!r} is shorter than the minimum of {minimum:g} s")
+    return seconds
+
+
 def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = _get(name, default).lower()
     if value not in choices:
@@ -234,6 +250,7 @@ class OwnerSettings:
     allow_real_mock_rows: bool = False  # publish a given mock even when it holds private rows
     strict_dependencies: bool = False  # a job whose declared versions differ from the owner's is rejected
     demo_dataset: str = DEFAULT_DATASET
+    synced_retention: float = 900.0  # s an ended job's files stay in the synced tree (then: state)
 
     @classmethod
     def from_env(cls) -> "OwnerSettings":
@@ -266,6 +283,7 @@ class OwnerSettings:
             jobs_dir=Path(_get("JOBS_DIR", "/jobs")),
             allow_real_mock_rows=_flag("ALLOW_REAL_ROWS_IN_MOCK"),
             strict_dependencies=_flag("STRICT_DEPENDENCIES"),
+            synced_retention=_duration("SYNCED_RETENTION", "15m", MIN_RETENTION),
         )
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import time
 from datetime import timezone
+from pathlib import Path
 
-from federation.common.codehash import code_files
+from federation.common.codehash import code_files, code_hash
 from federation.common.settings import Party
 from federation.common.statuses import JobStatus
 from federation.common.text import table
-from federation.owner import dependencies, egress, jobs
+from federation.owner import dependencies, egress, jobs, retention
 from federation.owner.policy import Verdict
 
 
@@ -39,14 +40,17 @@ def cmd_jobs(party: Party, args) -> int:
     rds = _session(party)
     records = jobs.Records(party.state_dir)
     rows = []
-    for job in sorted(rds.job.get_all(), key=lambda j: j.created_at):
+    live = rds.job.get_all()
+    known = {j.uid for j in live}
+    moved = [j for j in retention.moved_jobs(party.state_dir) if j.uid not in known]  # ended: moved out of the synced tree
+    for job in sorted(live + moved, key=lambda j: j.created_at):
         record = records.read(job)
         why = job.error_message if jobs.status(job) in (JobStatus.REJECTED, JobStatus.FAILED) else ""
         why = why or record.get("decision", {}).get("reason", "")
         differ = record.get("dependencies", {}).get("differ")
         if differ and "versions" not in why:
             why = f"{why}; versions differ: {'; '.join(differ)}" if why else f"versions differ: {'; '.join(differ)}"
-        digest = record.get("code_hash") or jobs.job_code_hash(rds, job)
+        digest = record.get("code_hash") or code_hash(_code_dir(party, rds, job))
         rows.append([job.uid.hex[:12], job.created_by or "?", job.name, job.dataset_name,
                      job.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
                      job.status.value, digest[:16], why])
@@ -55,12 +59,17 @@ def cmd_jobs(party: Party, args) -> int:
     return 0
 
 
+def _code_dir(party: Party, rds, job) -> Path:
+    moved = retention.moved_code(party.state_dir, job)
+    return moved if moved.is_dir() else jobs.code_dir(rds, job)
+
+
 def cmd_show(party: Party, args) -> int:
     rds = _session(party)
-    job = jobs.find(rds, args.job)
-    root = jobs.code_dir(rds, job)
+    job = jobs.find(rds, args.job, moved=retention.moved_jobs(party.state_dir))
+    root = _code_dir(party, rds, job)
     print(f"job {job.uid.hex}  from {job.created_by}  status {job.status.value}")
-    print(f"code hash {jobs.job_code_hash(rds, job)}")
+    print(f"code hash {code_hash(root)}")
     needs = dependencies.check_code(root)
     print(f"dependencies: {needs.note or 'all declared packages installed here, in the declared versions'}")
     for rel in code_files(root):
@@ -69,9 +78,18 @@ def cmd_show(party: Party, args) -> int:
     return 0
 
 
+def _live(party: Party, rds, job_id: str):
+    """The job to decide on; an ended job whose files left the synced tree is named as such."""
+    job = jobs.find(rds, job_id, moved=retention.moved_jobs(party.state_dir))
+    if retention.moved_code(party.state_dir, job).parent.joinpath("job.yaml").is_file():
+        raise jobs.JobError(f"job {job.uid.hex[:12]} is {job.status.value} and ended long ago (its files moved to "
+                            f"{retention.moved_code(party.state_dir, job).parent}): there is nothing to decide")
+    return job
+
+
 def cmd_approve(party: Party, args) -> int:
     rds = _session(party)
-    job = jobs.find(rds, args.job)
+    job = _live(party, rds, args.job)
     jobs.record_decision(rds, jobs.Records(party.state_dir), job, Verdict.APPROVE, "approved by a person",
                          by="datasite")
     print(f"job {job.uid.hex[:12]} approved: the runner starts it on private data")
@@ -80,7 +98,7 @@ def cmd_approve(party: Party, args) -> int:
 
 def cmd_reject(party: Party, args) -> int:
     rds = _session(party)
-    job = jobs.find(rds, args.job)
+    job = _live(party, rds, args.job)
     reason = args.reason.strip()
     jobs.record_decision(rds, jobs.Records(party.state_dir), job, Verdict.REJECT, reason, by="datasite")
     print(f"job {job.uid.hex[:12]} rejected: {reason}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from federation.common.codehash import code_hash
 from federation.common.files import atomic_write_json, read_json
 from federation.common.statuses import JobStatus
 from federation.owner.policy import Verdict
@@ -25,12 +24,15 @@ def status(job) -> JobStatus | None:
     return JobStatus.of(job.status)
 
 
-def find(rds, job_id: str):
-    """The job whose id starts with `job_id` (dashes and case ignored); exactly one or JobError."""
+def find(rds, job_id: str, moved: list = ()):
+    """The job whose id starts with `job_id` (dashes and case ignored); exactly one or JobError.
+    `moved`: ended jobs whose files left the synced tree (retention.moved_jobs)."""
     prefix = job_id.replace("-", "").lower()
     if not prefix:
         raise JobError("no job id given")
-    matches = [j for j in rds.job.get_all() if j.uid.hex.startswith(prefix)]
+    live = rds.job.get_all()
+    known = {j.uid for j in live}
+    matches = [j for j in [*live, *(m for m in moved if m.uid not in known)] if j.uid.hex.startswith(prefix)]
     if not matches:
         raise JobError(f"no job with id {job_id!r}")
     if len(matches) > 1:
@@ -40,10 +42,6 @@ def find(rds, job_id: str):
 
 def code_dir(rds, job) -> Path:
     return Path(rds.user_code.get(uid=job.user_code_id).local_dir)
-
-
-def job_code_hash(rds, job) -> str:
-    return code_hash(code_dir(rds, job))
 
 
 def approve(rds, job) -> None:

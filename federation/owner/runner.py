@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PICK_UP = 60.0  # s for the executor to start a job before it counts as not there
 STOP_WAIT = 20.0  # s for the executor to end a job once asked
+SWEEP_EVERY = 10.0  # s between two moves of ended jobs' files out of the synced tree
 
 
 class NotApproved(RuntimeError):
@@ -68,7 +69,7 @@ def app_name_of(code_dir: Path) -> str:
 class Runner:
     def __init__(self, rds, sync, policy: Policy, state_dir: Path, job_timeout: float,
                  jobs_dir: Path = Path("/jobs"), egress: EgressRules = EgressRules(), relay=Relay,
-                 strict_dependencies: bool = False):
+                 strict_dependencies: bool = False, retention=None):
         self.rds = rds  # the owner's admin RDS session
         self.sync = sync  # federation.common.syftbox.SyncClient
         self.policy = policy
@@ -80,6 +81,8 @@ class Runner:
         self.egress = egress
         self.relay = relay  # carries the job's Flower traffic (tests: one without any)
         self.strict_dependencies = strict_dependencies
+        self.retention = retention  # federation.owner.retention.Retention, or None: files stay
+        self.swept = 0.0
 
     def heartbeat(self) -> None:
         """The executor stops a job when this goes stale: nobody would carry its replies."""
@@ -99,7 +102,19 @@ class Runner:
             self.sync.check_alive()
             self.heartbeat()
             self.serve_once()
+            self.sweep()
             time.sleep(poll)
+
+    def sweep(self) -> None:
+        """Ended jobs' files out of the synced tree, every SWEEP_EVERY s (between jobs: the
+        runner runs one job at a time, so none is running now)."""
+        if self.retention is None or time.monotonic() - self.swept < SWEEP_EVERY:
+            return
+        self.swept = time.monotonic()
+        try:
+            self.retention.sweep()
+        except Exception as e:  # a file in use, a full disk: the next sweep tries again
+            log.error("moving ended jobs' files out of the synced tree failed: %s: %s", type(e).__name__, e)
 
     def serve_once(self) -> None:
         try:

@@ -16,6 +16,7 @@ from federation.common.settings import OwnerSettings
 from federation.common.syftbox import SyncClient, point_libraries_at
 from federation.owner import data
 from federation.owner.permissions import grant_guest_access
+from federation.owner.retention import Layout, Retention
 from federation.owner.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -121,4 +122,6 @@ def serve(settings: OwnerSettings, sync: SyncClient, held: list[data.Dataset]) -
     health.report("ready", f"serving {', '.join(d.name for d in held)}")
     Runner(rds, sync, settings.policy, settings.party.state_dir, settings.job_timeout,
            jobs_dir=settings.jobs_dir, egress=settings.egress,
-           strict_dependencies=settings.strict_dependencies).serve_forever()
+           strict_dependencies=settings.strict_dependencies,
+           retention=Retention(Layout(sync.datasites, settings.party.email), settings.party.state_dir,
+                               settings.synced_retention)).serve_forever()

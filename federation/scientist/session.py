@@ -109,6 +109,8 @@ def refresh(owner: OwnerSession) -> str:
     except Exception as e:  # its record may be mid-sync (half a file): keep the last status seen
         log.debug("%s: job %s not readable now: %s", owner.email, owner.job.uid.hex[:8], e)
         return owner.status
+    if job is None:  # gone from the owner's synced store: it ended long ago (the owner's SYNCED_RETENTION)
+        return owner.status
     if job.status.value != owner.status:
         owner.status = job.status.value
         owner.reason = job.error_message or ""

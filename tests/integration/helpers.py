@@ -389,3 +389,9 @@ def expected_moments(files) -> dict[str, dict]:
         mean = sum(values) / len(values)
         out[c] = {"n": len(values), "mean": mean, "variance": sum((v - mean) ** 2 for v in values) / (len(values) - 1)}
     return out
+
+
+def private_rows(folder: Path, pima_csv: Path, rows: slice) -> Path:
+    lines = pima_csv.read_text().splitlines()
+    (folder / "clinic.csv").write_text("\n".join([lines[0], *lines[1:][rows]]) + "\n")
+    return folder

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,16 +15,10 @@ from federation.common.codehash import code_hash
 from federation.scientist.steps import bootstrap_copy
 from tests.conftest import REPO_ROOT
 from tests.integration.helpers import (PROJECT, assert_aggregate_matches, compose, datasite, docker_exec, ds_finish,
-                                       ds_start, ds_stop, exec_in, jobs_table, result_line, start_owner, stop_owner, wait_for_job,
-                                       wait_healthy)
+                                       ds_start, ds_stop, exec_in, jobs_table, private_rows, result_line, start_owner,
+                                       stop_owner, wait_for_job, wait_healthy)
 
 DS = "ds@openmined.org"
-
-
-def private_rows(folder: Path, pima_csv: Path, rows: slice) -> Path:
-    lines = pima_csv.read_text().splitlines()
-    (folder / "clinic.csv").write_text("\n".join([lines[0], *lines[1:][rows]]) + "\n")
-    return folder
 
 
 @pytest.fixture(scope="module")

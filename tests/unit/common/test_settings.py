@@ -48,6 +48,7 @@ def test_owner_settings_defaults(env):
     assert s.policy == Policy(mode="auto", allowlist=("ds@openmined.org",), pinned_hashes=(), otherwise="pending")
     assert s.mock_rows == 40
     assert s.job_timeout == 600
+    assert s.synced_retention == 900  # 15 min
     assert s.pima_csv is None
     assert s.datasets_dir == Path("/data/datasets")
     assert s.demo_dataset == "pima-indians-diabetes-database"
@@ -150,6 +151,22 @@ def test_owner_timeout_must_be_positive(env, value):
     env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org", JOB_TIMEOUT=value)
     msg = settings_error(OwnerSettings.from_env)
     assert "JOB_TIMEOUT" in msg and "> 0" in msg
+
+
+@pytest.mark.parametrize("value, seconds", [("45", 45), ("90s", 90), ("15m", 900), ("1.5h", 5400),
+                                            ("2d", 172800), (" 6H ", 21600)])
+def test_owner_synced_retention_is_a_duration(env, value, seconds):
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org", SYNCED_RETENTION=value)
+    assert OwnerSettings.from_env().synced_retention == seconds
+
+
+@pytest.mark.parametrize("value, says", [("soon", "not a duration"), ("15 minutes", "not a duration"),
+                                         ("-5m", "not a duration"), ("10s", "shorter than the minimum of 30 s"),
+                                         ("0", "shorter than the minimum")])
+def test_owner_synced_retention_rejects_what_is_no_duration_or_too_short(env, value, says):
+    env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org", SYNCED_RETENTION=value)
+    msg = settings_error(OwnerSettings.from_env)
+    assert "SYNCED_RETENTION" in msg and says in msg
 
 
 @pytest.mark.parametrize("name", ["WAIT_TIMEOUT", "ROUND_TIMEOUT"])

@@ -38,3 +38,21 @@ def test_other_datasets_but_never_ours_is_a_clear_error_after_the_grace():
         check()
 
 
+
+
+# ---------------------------------------------------------------- the job's status
+
+
+def test_a_job_gone_from_the_owners_store_keeps_its_last_status():
+    """An owner moves an ended job's record out of its synced tree (SYNCED_RETENTION): syft-rds's
+    local read then finds nothing, and the DS keeps the status it saw last."""
+    from federation.scientist.session import refresh
+
+    records = {"status": SimpleNamespace(uid=SimpleNamespace(hex="ab" * 16), error_message=None,
+                                         status=SimpleNamespace(value="job_run_finished"))}
+    jobs = SimpleNamespace(get=lambda uid: records.get("status"))
+    owner = Owner(A, session=SimpleNamespace(job=jobs), job=SimpleNamespace(uid=SimpleNamespace(hex="ab" * 16)),
+                  status="job_in_progress")
+    assert refresh(owner) == "job_run_finished"
+    records.clear()
+    assert refresh(owner) == "job_run_finished" and owner.status == "job_run_finished"
