@@ -55,6 +55,22 @@ class Stack:
         except TimeoutError as e:
             raise TimeoutError(f"{e}; see `docker compose -p {self.project} logs ds`") from None
 
+    def exec(self, service: str, *cmd: str) -> str:
+        """A command's output in the service's container (`docker exec`: its exit code counts)."""
+        container = self.compose("ps", "-q", service).stdout.strip()
+        result = subprocess.run(["docker", "exec", container, *cmd], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{service}: {' '.join(cmd)}: {result.stderr[-2000:]}")
+        return result.stdout
+
+    def synced_files(self, parties: dict[str, str]) -> dict[str, int]:
+        """Files in each party's synced tree (service -> email) and in the sync server's store."""
+        count = "find {} -type f 2>/dev/null | wc -l"
+        counts = {service: int(self.exec(service, "sh", "-c", count.format(
+            f"/home/syft/federation/SyftBox/datasites/{email}"))) for service, email in parties.items()}
+        counts["sync server"] = int(self.exec("syftbox", "sh", "-c", count.format("/home/syft/server/snapshot")))
+        return counts
+
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", check=False)
         shutil.rmtree(self.results, ignore_errors=True)
