@@ -42,7 +42,8 @@ def cmd_jobs(party: Party, args) -> int:
     rows = []
     live = rds.job.get_all()
     known = {j.uid for j in live}
-    moved = [j for j in retention.moved_jobs(party.state_dir) if j.uid not in known]  # ended: moved out of the synced tree
+    # ended jobs whose files moved out of the synced tree (SYNCED_RETENTION) are history all the same
+    moved = [j for j in retention.moved_jobs(party.state_dir) if j.uid not in known]
     for job in sorted(live + moved, key=lambda j: j.created_at):
         record = records.read(job)
         why = job.error_message if jobs.status(job) in (JobStatus.REJECTED, JobStatus.FAILED) else ""
@@ -82,8 +83,9 @@ def _live(party: Party, rds, job_id: str):
     """The job to decide on; an ended job whose files left the synced tree is named as such."""
     job = jobs.find(rds, job_id, moved=retention.moved_jobs(party.state_dir))
     if retention.moved_code(party.state_dir, job).parent.joinpath("job.yaml").is_file():
-        raise jobs.JobError(f"job {job.uid.hex[:12]} is {job.status.value} and ended long ago (its files moved to "
-                            f"{retention.moved_code(party.state_dir, job).parent}): there is nothing to decide")
+        raise jobs.JobError(f"job {job.uid.hex[:12]} is {job.status.value} and ended more than SYNCED_RETENTION ago "
+                            f"(its files moved to {retention.moved_code(party.state_dir, job).parent}): "
+                            "there is nothing to decide")
     return job
 
 

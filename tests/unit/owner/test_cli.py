@@ -157,3 +157,35 @@ def test_cli_reject_then_reject_again(world, cli):
     code, out, err = cli("approve", UID_C.hex)
     assert code == 2 and "rejected" in err
     assert stored.status == Status.rejected and world.rds.job.approved == []
+
+
+def test_cli_lists_shows_and_refuses_to_decide_a_job_moved_out_of_the_synced_tree(world, cli):
+    """An ended job whose files moved to jobs/<id>/synced/ (retention) is still the owner's history."""
+    from datetime import datetime, timezone
+
+    import yaml
+    from syft_rds.models import Job
+
+    live = world.add_job(GOOD_MAIN)
+    moved = Job(name="old-study", created_by=DS, dataset_name="pima-indians-diabetes-database",
+                user_code_id=uuid.uuid4(), status="job_run_finished",
+                created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    folder = world.state / "jobs" / moved.uid.hex / "synced"
+    (folder / "code").mkdir(parents=True)
+    (folder / "code" / "main.py").write_text("print('the moved code')\n")
+    (folder / "job.yaml").write_text(yaml.safe_dump(moved.model_dump(mode="json")))
+
+    code, out, err = cli("jobs")
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.strip().splitlines()[1:]}
+    assert len(rows) == 5 and live.uid.hex[:12] in rows  # the world's three, the live one, the moved one
+    row = rows[moved.uid.hex[:12]]
+    assert "old-study" in row and "job_run_finished" in row and "2026-01-02 03:04:05" in row
+    assert code_hash(folder / "code")[:16] in row
+
+    code, out, err = cli("show", moved.uid.hex[:8])
+    assert code == 0, err
+    assert "===== main.py =====" in out and "print('the moved code')" in out
+
+    code, out, err = cli("approve", moved.uid.hex[:8])
+    assert code != 0 and "ended more than SYNCED_RETENTION ago" in err and "nothing to decide" in err
