@@ -40,6 +40,7 @@ TARGET = "syft_rpc.protocol"
 EVENTS = "syft_event.server2"
 STORE = "syft_rds.store.store"
 RECORD_ATTEMPTS = 10  # x PAUSE: a record being written is whole again within milliseconds
+_skipped: set = set()  # records already reported unreadable
 
 
 def patch(protocol) -> None:
@@ -112,7 +113,9 @@ def patch_store(store) -> None:
             except (OSError, ValueError, yaml.YAMLError) as e:  # pydantic's ValidationError is a ValueError
                 error = e
             time.sleep(PAUSE)
-        log.warning("skipped the unreadable record %s (%s)", path, str(error).splitlines()[0])
+        if path not in _skipped:  # once per record: the runner lists every second
+            _skipped.add(path)
+            log.warning("skipped the unreadable record %s (%s)", path, str(error).splitlines()[0])
         return None
 
     patched = store.ensure_store_exists(get_by_uid)

@@ -1,9 +1,17 @@
-"""Start the legacy SyftBox client (PyPI `syftbox` 0.4.0) with a tunable sync loop.
+"""Start the legacy SyftBox client (PyPI `syftbox` 0.4.0) with a tunable sync loop, and one fix.
 
 Runs in the syftbox virtual environment, not the app one, so it imports nothing
 from this project. syftbox 0.4.0 hard-codes a 1 s sync loop in
 `SyncManager.__init__`; `--sync-interval SECONDS` (first, before the syftbox
 arguments) overrides it: shorter loops cut end-to-end latency and cost idle CPU.
+
+The fix (always on): the upload of a new file records what it uploaded. syftbox 0.4.0 hashes a
+new file, reads it again to upload it, and records the first hash as what the server holds. A
+file written in between (syft-rds creates a job record and rewrites it in place twice within a
+second: approved, in progress) then looked changed on both sides at its next change, and the
+server's copy won: the owner's newer status was overwritten by an older one, or by an empty
+file (the upload had read the record mid-write), for good. Seen in the tests as job statuses
+that went back or never reached the DS, and records that stopped the owner.
 
     python syftbox_launcher.py [--sync-interval S] client --config ... --email ... [syftbox client options]
 """
@@ -28,7 +36,36 @@ def _patch_sync_interval(seconds: float) -> None:
     manager.SyncManager.__init__ = init
 
 
+def _patch_create_remote() -> None:
+    import base64
+    import hashlib
+    from datetime import datetime, timezone
+
+    from py_fast_rsync import signature
+    from syftbox.client.plugins.sync import sync_action
+    from syftbox.client.plugins.sync.types import SyncStatus
+    from syftbox.server.models.sync_models import FileMetadata
+
+    action_cls = sync_action.CreateRemoteAction
+    if getattr(action_cls.execute, "_records_upload", False):
+        return
+
+    def execute(self, context) -> None:
+        data = (context.workspace.datasites / self.path).read_bytes()
+        context.client.sync.create(self.path, data)
+        digest = hashlib.sha256(data).hexdigest()
+        if self.local_metadata is None or self.local_metadata.hash != digest:  # changed since it was hashed
+            self.local_metadata = FileMetadata(path=self.path, hash=digest,
+                                               signature=base64.b85encode(signature.calculate(data)),
+                                               file_size=len(data), last_modified=datetime.now(timezone.utc))
+        self.status = SyncStatus.SYNCED
+
+    execute._records_upload = True
+    action_cls.execute = execute
+
+
 if __name__ == "__main__":
+    _patch_create_remote()
     args = sys.argv[1:]
     if args[:1] == ["--sync-interval"]:
         _patch_sync_interval(float(args[1]))

@@ -358,7 +358,8 @@ def test_a_record_left_empty_is_skipped_with_a_warning_not_fatal(job_store, monk
     broken.write_text("")
     with caplog.at_level("WARNING", logger=syft_patches.__name__):
         assert [j.uid for j in job_store.list_all()] == [good.uid]
-    assert str(broken) in caplog.text and "unreadable record" in caplog.text
+        assert [j.uid for j in job_store.list_all()] == [good.uid]
+    assert str(broken) in caplog.text and caplog.text.count("unreadable record") == 1  # once, not every listing
 
 
 def test_a_record_written_in_place_by_another_writer_is_read_once_whole(job_store):
