@@ -2,7 +2,8 @@
 
 settings → datasets checked (each folder of DATASETS_DIR, and the Pima demo share) →
 SyftBox client up → private folder kept off the wire → keys → RDS server (admin) → guest
-permissions → datasets published (mock public, private local) → runner.
+permissions → datasets published (mock public, private local) → runner (which also moves
+ended jobs' files out of the synced tree: retention.py).
 """
 
 from __future__ import annotations
