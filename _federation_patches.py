@@ -6,14 +6,16 @@ syft_event.server2, syft_rds.store.store) is first imported, it runs it, then ha
 `federation.common.syft_patches.apply`.
 """
 
-import importlib.abc
 import importlib.machinery
 import sys
 
 TARGETS = ("syft_rpc.protocol", "syft_event.server2", "syft_rds.store.store")
 
 
-class PatchOnImport(importlib.abc.MetaPathFinder):
+class PatchOnImport:  # a meta path finder; not importlib.abc's, whose import costs every interpreter ~50 ms
+    def invalidate_caches(self):  # what importlib.abc.MetaPathFinder would have given it
+        pass
+
     def find_spec(self, name, path, target=None):
         if name not in TARGETS:
             return None
