@@ -1,10 +1,10 @@
 """History does not pile up in the synced trees (SYNCED_RETENTION).
 
 Two owners started alone (as a hospital runs one) keep an ended job's files in the synced
-tree for 30 s. The DS runs the flow on them three times: each run's aggregate is right, the
+tree for 30 s. The DS runs the flow on them twice: each run's aggregate is right, the
 owners' job history keeps every job (its record and code, in the state), and the synced trees
 (each owner's own, the sync server's copy of it, the DS's copy of it, the DS's own, where
-nothing of a run is kept) are no larger after the third run than after the first.
+nothing of a run is kept) are no larger after the second run than after the first (one run adds ~16 files per owner).
 """
 
 from __future__ import annotations
@@ -85,21 +85,20 @@ def settle(jobs: int, timeout: float = 150) -> dict[str, int]:
     return seen[-1]
 
 
-def test_three_runs_leave_the_synced_trees_as_they_were_after_the_first(owners):
+def test_a_second_run_leaves_the_synced_trees_as_they_were_after_the_first(owners):
     files = [f for private in owners.values() for f in sorted(private.glob("*.csv"))]
     assert_aggregate_matches(run_flow("/tmp/results-history-1"), files)
     after_first = settle(jobs=1)
-    for run in (2, 3):
-        assert_aggregate_matches(run_flow(f"/tmp/results-history-{run}"), files)
-    after_third = settle(jobs=3)
-    print("files after the first run:", after_first, "\nafter the third:", after_third)
-    grown = {tree: (after_first[tree], n) for tree, n in after_third.items() if n > after_first[tree] + SLACK}
-    assert not grown, f"synced trees grew with the runs (after the first, after the third): {grown}"
+    assert_aggregate_matches(run_flow("/tmp/results-history-2"), files)
+    after_second = settle(jobs=2)
+    print("files after the first run:", after_first, "\nafter the second:", after_second)
+    grown = {tree: (after_first[tree], n) for tree, n in after_second.items() if n > after_first[tree] + SLACK}
+    assert not grown, f"synced trees grew with the runs (after the first, after the second): {grown}"
 
     # ... and nothing of the history is lost: every job listed, with its code, in the owner's state
     for name in OWNERS:
         jobs = jobs_table(name)
-        assert len(jobs) == 3 and {j["STATUS"] for j in jobs} == {"job_run_finished"}, jobs
+        assert len(jobs) == 2 and {j["STATUS"] for j in jobs} == {"job_run_finished"}, jobs
         shown = docker_exec(name, "datasite", "show", jobs[0]["ID"][:8])
         assert shown.returncode == 0 and "===== main.py =====" in shown.stdout, shown.stderr
-        assert moved_jobs(name) == 3
+        assert moved_jobs(name) == 2

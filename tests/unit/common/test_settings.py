@@ -41,7 +41,8 @@ def test_owner_settings_from_env_valid(env, tmp_path):
     assert s.pima_url == "file:///x.csv"
 
 
-def test_owner_settings_defaults(env):
+def test_owner_settings_defaults(env, monkeypatch):
+    monkeypatch.delenv("SYNCED_RETENTION", raising=False)  # the integration session sets it in this process
     env(SYFTBOX_EMAIL="do1@openmined.org", APPROVE_JOBS_FROM="ds@openmined.org")
     s = OwnerSettings.from_env()
     assert s.demo_partition == (1, 1)
