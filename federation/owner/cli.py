@@ -40,11 +40,8 @@ def cmd_jobs(party: Party, args) -> int:
     rds = _session(party)
     records = jobs.Records(party.state_dir)
     rows = []
-    live = rds.job.get_all()
-    known = {j.uid for j in live}
     # ended jobs whose files moved out of the synced tree (SYNCED_RETENTION) are history all the same
-    moved = [j for j in retention.moved_jobs(party.state_dir) if j.uid not in known]
-    for job in sorted(live + moved, key=lambda j: j.created_at):
+    for job in sorted(retention.every_job(rds.job.get_all(), party.state_dir), key=lambda j: j.created_at):
         record = records.read(job)
         why = job.error_message if jobs.status(job) in (JobStatus.REJECTED, JobStatus.FAILED) else ""
         why = why or record.get("decision", {}).get("reason", "")
@@ -67,7 +64,7 @@ def _code_dir(party: Party, rds, job) -> Path:
 
 def cmd_show(party: Party, args) -> int:
     rds = _session(party)
-    job = jobs.find(rds, args.job, moved=retention.moved_jobs(party.state_dir))
+    job = jobs.find(rds, args.job, party.state_dir)
     root = _code_dir(party, rds, job)
     print(f"job {job.uid.hex}  from {job.created_by}  status {job.status.value}")
     print(f"code hash {code_hash(root)}")
@@ -81,10 +78,10 @@ def cmd_show(party: Party, args) -> int:
 
 def _live(party: Party, rds, job_id: str):
     """The job to decide on; an ended job whose files left the synced tree is named as such."""
-    job = jobs.find(rds, job_id, moved=retention.moved_jobs(party.state_dir))
-    if retention.moved_code(party.state_dir, job).parent.joinpath("job.yaml").is_file():
+    job = jobs.find(rds, job_id, party.state_dir)
+    if retention.is_moved(party.state_dir, job):
         raise jobs.JobError(f"job {job.uid.hex[:12]} is {job.status.value} and ended more than SYNCED_RETENTION ago "
-                            f"(its files moved to {retention.moved_code(party.state_dir, job).parent}): "
+                            f"(its files moved to {retention.synced_dir(party.state_dir, job.uid.hex)}): "
                             "there is nothing to decide")
     return job
 

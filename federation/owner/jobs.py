@@ -11,6 +11,7 @@ from pathlib import Path
 
 from federation.common.files import atomic_write_json, read_json
 from federation.common.statuses import JobStatus
+from federation.owner import retention
 from federation.owner.policy import Verdict
 
 REJECTABLE = {JobStatus.PENDING, JobStatus.FINISHED, JobStatus.FAILED}
@@ -24,15 +25,14 @@ def status(job) -> JobStatus | None:
     return JobStatus.of(job.status)
 
 
-def find(rds, job_id: str, moved: list = ()):
+def find(rds, job_id: str, state_dir: Path | None = None):
     """The job whose id starts with `job_id` (dashes and case ignored); exactly one or JobError.
-    `moved`: ended jobs whose files left the synced tree (retention.moved_jobs)."""
+    With the owner's `state_dir`, ended jobs whose files left the synced tree count too."""
     prefix = job_id.replace("-", "").lower()
     if not prefix:
         raise JobError("no job id given")
-    live = rds.job.get_all()
-    known = {j.uid for j in live}
-    matches = [j for j in [*live, *(m for m in moved if m.uid not in known)] if j.uid.hex.startswith(prefix)]
+    candidates = rds.job.get_all() if state_dir is None else retention.every_job(rds.job.get_all(), state_dir)
+    matches = [j for j in candidates if j.uid.hex.startswith(prefix)]
     if not matches:
         raise JobError(f"no job with id {job_id!r}")
     if len(matches) > 1:

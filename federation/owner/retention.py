@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,10 +66,11 @@ def _load(model, path: Path):
 
 
 def _app_name(code: Path) -> str | None:
+    from federation.owner.runner import JobFailed, app_name_of
+
     try:
-        with open(code / "pyproject.toml", "rb") as f:
-            name = tomllib.load(f)["tool"]["syft_flwr"]["app_name"]
-    except (OSError, KeyError, TypeError, ValueError):
+        name = app_name_of(code)
+    except (JobFailed, TypeError):
         return None
     # a name that is a path would move more than its own folder
     return name if isinstance(name, str) and name and "/" not in name and name not in (".", "..") else None
@@ -94,20 +94,32 @@ def moved_jobs(state_dir: Path) -> list:
     return [j for j in (_load(Job, p) for p in sorted((state_dir / "jobs").glob(f"*/{SYNCED}/job.yaml"))) if j]
 
 
+def synced_dir(state_dir: Path, job_hex: str) -> Path:
+    """A job's folder of moved files, in the owner's state (beside the runner's record)."""
+    return state_dir / "jobs" / job_hex / SYNCED
+
+
 def moved_code(state_dir: Path, job) -> Path:
     """Where a moved job's code copy is now."""
-    return state_dir / "jobs" / job.uid.hex / SYNCED / "code"
+    return synced_dir(state_dir, job.uid.hex) / "code"
+
+
+def is_moved(state_dir: Path, job) -> bool:
+    return (synced_dir(state_dir, job.uid.hex) / "job.yaml").is_file()
+
+
+def every_job(live: list, state_dir: Path) -> list:
+    """The jobs in the RDS store, then the moved ones it no longer holds."""
+    known = {j.uid for j in live}
+    return [*live, *(j for j in moved_jobs(state_dir) if j.uid not in known)]
 
 
 class Retention:
     def __init__(self, layout: Layout, state_dir: Path, seconds: float):
         self.layout = layout
-        self.jobs_root = state_dir / "jobs"  # the runner's Records root: jobs/<id>/
+        self.state_dir = state_dir
         self.rpc_root = state_dir / "rpc"
         self.seconds = seconds
-
-    def synced_dir(self, job_hex: str) -> Path:
-        return self.jobs_root / job_hex / SYNCED  # (moved_code, moved_jobs read it)
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Move the files of every job that ended `seconds` ago; the ids of the jobs moved."""
@@ -127,7 +139,7 @@ class Retention:
             code = _load(UserCode, code_record)
             code_dir = self._local(code.dir_url) if code and code.dir_url else None
             app_name = _app_name(code_dir) if code_dir else None
-            dest = self.synced_dir(job.uid.hex)
+            dest = synced_dir(self.state_dir, job.uid.hex)
             # the code's record and copy stay while a job not yet moved shares them
             shared = job.user_code_id in live_codes
             if not shared and code_dir:
