@@ -279,7 +279,7 @@ def start_owner(name: str, email: str, private_dir: Path | None, start_period: s
                    check=True, capture_output=True, text=True)
     subprocess.run(
         ["docker", "run", "-d", "--name", name, "--network", network or f"{PROJECT}_default",
-         "--health-interval", "1s", "--health-start-period", start_period, "--health-retries", "2",
+         "--health-interval", "5s", "--health-start-period", start_period, "--health-retries", "2",
          *docker_args, *env_args, "-v", f"{mounted}:{target}:ro", "-v", f"{name}-jobs:/jobs",
          "-v", f"{kit}:/run/federation/kit/kit.json:ro", "federation:latest", "do"],
         check=True, capture_output=True, text=True)
