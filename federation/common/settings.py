@@ -4,6 +4,8 @@ Each setting has one name here; a missing or malformed one is a `SettingsError` 
 names the variable, so a container fails at start, not later. The environment a child
 process gets (the Flower server, a job, a simulation) is made by `child_environment`.
 Nothing here writes to `os.environ`.
+
+It is longer than 300 lines by design: it is the one place every role's settings are read.
 """
 
 from __future__ import annotations
@@ -380,6 +382,17 @@ def child_environment(drop: Iterable[str] = (), path_first: str | None = None, *
     if path_first:
         env["PATH"] = os.pathsep.join(filter(None, [path_first, env.get("PATH")]))
     return env
+
+
+def job_environment(job_dir: Path) -> dict[str, str]:
+    """The whole environment of a job in the executor: nothing of the executor's own but PATH
+    and the log level, so a job sees only its folders (`job_dir`'s data, output and code)."""
+    return {
+        "PATH": _raw("PATH"), "HOME": str(job_dir / "work"), "TMPDIR": "/tmp",
+        "DATA_DIR": str(job_dir / "data"), "OUTPUT_DIR": str(job_dir / "output"), "CODE_DIR": str(job_dir / "code"),
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg",
+        "LOG_LEVEL": log_level(),
+    }
 
 
 def fed_app_dir() -> Path:

@@ -117,12 +117,7 @@ def run_job(job_dir: Path, spec: dict, disk_mb: float, file_mb: float, command=h
     harness; tests run a plain script)."""
     run = job_dir / "run"
     started = time.time()
-    env = {
-        "PATH": os.environ.get("PATH", ""), "HOME": str(job_dir / "work"), "TMPDIR": "/tmp",
-        "DATA_DIR": str(job_dir / "data"), "OUTPUT_DIR": str(job_dir / "output"), "CODE_DIR": str(job_dir / "code"),
-        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg",
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
-    }
+    env = settings.job_environment(job_dir)
     cmd = command(job_dir)
     atomic_write_json(run / "status.json", {"state": "running", "started": started})
     with open(run / "stdout.log", "ab") as out, open(run / "stderr.log", "ab") as err:

@@ -12,11 +12,13 @@ leaves. A `stop` file (the DS's stop signal, or the runner's) ends it.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 import traceback
 from pathlib import Path
+
+from federation.common.files import atomic_write
+from federation.common.settings import log_level
 
 log = logging.getLogger("federation.harness")
 
@@ -70,15 +72,13 @@ def serve(job_dir: Path) -> int:
                 continue
             done.add(path.name)
             reply = answer(app, context, path.read_bytes())
-            tmp = outbox / f".{path.name}.tmp"
-            tmp.write_bytes(reply)
-            os.replace(tmp, outbox / path.name)
+            atomic_write(outbox / path.name, reply)  # the runner never reads half a reply
             log.info("answered %s (%d bytes)", path.name, len(reply))
         time.sleep(POLL)
     return 0
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
+    logging.basicConfig(level=log_level(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     sys.exit(serve(Path(sys.argv[1])))

@@ -6,6 +6,10 @@ network, no credentials, read-only code and data, limits), from copies of its co
 private data on the jobs volume, the only thing the two containers share. Its Flower traffic
 goes through this process (`relay`): the job's replies pass the owner's rules and the audit
 before they are encrypted for the DS. Its logs stay in the owner's state folder.
+
+It is longer than 300 lines because it is one job's whole life, review to clean-up, with
+the failure each step can meet; the pieces that stand alone are modules of their own
+(policy, jobs, relay, egress, retention, executor).
 """
 
 from __future__ import annotations

@@ -2,11 +2,14 @@
 venv), its messages logged (replies.py), watched while it runs, and judged when it ends.
 
 syft-flwr catches an error of the ServerApp, logs it and exits 0: the log is read for it.
-The server runs in a process session of its own, stopped whole if we are stopped.
+The server runs in a process session of its own, stopped whole if we are stopped. The
+workflow starts it while the owners review the jobs (`ServerProcess`), so that its Python
+start-up is not on the run's path.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -25,6 +28,7 @@ POLL = 0.5  # s between looks at the owners' job status while the server runs
 MESSAGE_LOG = "messages.jsonl"  # in the run's folder: every message sent and answered (replies.py)
 WORK = "server-work"  # the ServerApp's working folder; what it writes there joins the results
 COLLECTED = "server-files"  # ... under this name in RESULTS_DIR
+GO = "server-go"  # in the run's folder: the started server runs its ServerApp once this exists
 
 
 def server_rounds(app_dir: Path) -> int | None:
@@ -48,41 +52,74 @@ def server_environment(settings: ScientistSettings) -> dict[str, str]:
     )
 
 
+class ServerProcess:
+    """The Flower server, started ahead of its round: its process imports what the server needs
+    while the owners review the jobs (seconds of Python start-up off the run's path), and runs
+    the ServerApp once `go()` is called. `wait` follows it to its end and judges it; `stop`
+    ends it early (a run that fails before its round)."""
+
+    def __init__(self, settings: ScientistSettings, app_dir: Path, run_dir: Path):
+        import subprocess
+
+        self.settings, self.app_dir = settings, app_dir
+        self.server_log, self.messages, self.work = run_dir / "server.log", run_dir / MESSAGE_LOG, run_dir / WORK
+        self.go_file = run_dir / GO
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
+        self.messages.unlink(missing_ok=True)
+        self.go_file.unlink(missing_ok=True)
+        with open(self.server_log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "federation.scientist.logged_server", str(app_dir), str(self.messages),
+                 str(self.go_file), str(os.getpid())],
+                cwd=self.work, env=server_environment(settings), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.went = self.collected = False
+
+    def go(self) -> None:
+        self.go_file.touch()
+        self.went = True
+
+    def stop(self) -> None:
+        """End it if it still runs (we are being stopped, or the run failed before its round),
+        and, if it ran its ServerApp, put its log and files into the results."""
+        if self.proc.poll() is None:
+            stop_session(self.proc.pid)
+        self.proc.wait()
+        if self.went and not self.collected:
+            self.collected = True
+            collect(self.settings.results_dir, self.server_log, self.work)
+
+    def wait(self, on_tick: Callable[[int, int | None], None] = lambda done, total: None) -> list[Round]:
+        """Until it ends: its rounds as the messages tell, `on_tick(rounds done, rounds total or
+        None)` every POLL s meanwhile."""
+        total = server_rounds(self.app_dir)
+        try:
+            while self.proc.poll() is None:
+                on_tick(rounds_done(read_rounds(self.messages)), total)
+                time.sleep(POLL)
+        finally:
+            self.stop()
+        rounds = read_rounds(self.messages)
+        on_tick(rounds_done(rounds, server_running=False), total)
+        text = self.server_log.read_text(errors="replace")
+        if self.proc.returncode != 0:
+            raise WorkflowError(f"Flower server exited with {self.proc.returncode}:\n"
+                                + "\n".join(text.splitlines()[-15:]))
+        failed = SERVER_ERROR.search(text)
+        if failed:
+            raise WorkflowError(f"the Flower server failed: {failed.group(1).strip()}")
+        return rounds
+
+
 def run_server(settings: ScientistSettings, app_dir: Path, run_dir: Path,
                on_tick: Callable[[int, int | None], None] = lambda done, total: None) -> list[Round]:
     """Run the server to its end; its rounds as the messages tell. `on_tick(rounds done, rounds
     total or None)` every POLL s meanwhile. Its log and whatever it wrote in its working folder
     join the results, however it ended."""
-    import subprocess
-
-    server_log, messages, work = run_dir / "server.log", run_dir / MESSAGE_LOG, run_dir / WORK
-    total = server_rounds(app_dir)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    messages.unlink(missing_ok=True)
-    with open(server_log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "federation.scientist.logged_server", str(app_dir), str(messages)],
-                                cwd=work, env=server_environment(settings),
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    try:
-        while proc.poll() is None:
-            on_tick(rounds_done(read_rounds(messages)), total)
-            time.sleep(POLL)
-    finally:
-        if proc.poll() is None:  # we are being stopped: do not leave the server behind
-            stop_session(proc.pid)
-        proc.wait()
-        collect(settings.results_dir, server_log, work)
-    rounds = read_rounds(messages)
-    on_tick(rounds_done(rounds, server_running=False), total)
-    text = server_log.read_text(errors="replace")
-    if proc.returncode != 0:
-        raise WorkflowError(f"Flower server exited with {proc.returncode}:\n" + "\n".join(text.splitlines()[-15:]))
-    failed = SERVER_ERROR.search(text)
-    if failed:
-        raise WorkflowError(f"the Flower server failed: {failed.group(1).strip()}")
-    return rounds
+    server = ServerProcess(settings, app_dir, run_dir)
+    server.go()
+    return server.wait(on_tick)
 
 
 def collect(results_dir: Path, server_log: Path, work: Path) -> None:

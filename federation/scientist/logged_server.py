@@ -1,16 +1,36 @@
-"""`python -m federation.scientist.logged_server <bootstrapped app> <message log>`: the DS's
-Flower server, the app's own `main.py` as syft_flwr wrote it, with its messages logged (replies.py).
+"""The DS's Flower server: the app's own `main.py` as syft_flwr wrote it, messages logged (replies.py).
 
+    python -m federation.scientist.logged_server <bootstrapped app> <message log> [<go file> <run's pid>]
+
+With a go file, it imports what a server needs first and waits for that file before it runs
+`main.py` (or ends, once the run that started it is gone): the workflow starts it while the
+owners review the jobs.
 A module of its own, which the package does not import, so `-m` runs it fresh.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import runpy
 import sys
+import time
 from pathlib import Path
 
 from federation.scientist.replies import MessageLog, install
+
+# What syft_flwr's main.py and most ServerApps import: seconds of start-up, done while waiting.
+WARM = ("syft_core", "syft_flwr.config", "syft_flwr.run", "flwr.server", "numpy", "pandas", "matplotlib.pyplot")
+GO_POLL = 0.05
+WAITING = "Flower server started; its ServerApp runs once every owner's job runs"
+
+
+def warm_up() -> None:
+    for name in WARM:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an app that needs it imports it itself, and fails there
+            pass
 
 
 def main(argv: list[str]) -> int:
@@ -18,6 +38,15 @@ def main(argv: list[str]) -> int:
     from syft_flwr import grid
 
     install(grid, MessageLog(log_path))
+    if len(argv) > 2:
+        parent = int(argv[3])  # not our getppid() now: the run may be gone already
+        warm_up()
+        print(WAITING, flush=True)
+        go = Path(argv[2])
+        while not go.exists():
+            if os.getppid() != parent:  # the DS's run is gone without a word: nobody will say go
+                return 1
+            time.sleep(GO_POLL)
     sys.argv = [str(app_dir / "main.py")]
     runpy.run_path(str(app_dir / "main.py"), run_name="__main__")
     return 0

@@ -6,6 +6,9 @@ templates/results.html, autoescaped, so every string from a file is escaped. The
 its stylesheet, static/results.css, which federation.scientist.web serves as /static/results.css.
 The formatting the template needs (dates, counts, means, durations, URL quoting) stays here,
 handed to it as filters and globals; the markup stays in the template.
+
+It is longer than 300 lines because every file of the folder is read tolerantly (a missing
+or broken one becomes a note on the page), each in a few lines of its own.
 """
 
 from __future__ import annotations

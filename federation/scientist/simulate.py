@@ -10,6 +10,10 @@ aggregate.json, figures/). Each simulation runs in a child process that leads a 
 of its own; everything still in that session afterwards is stopped: Ray may leave its
 daemons behind, syft_flwr.run its RDS servers (holding inotify instances) and the owners'
 processes when a round goes wrong.
+
+It is longer than 300 lines because the two rehearsals share their preparation (the app's
+copy, the owners' mocks, the client rule) and their process-session handling; split apart,
+each half would need the other's.
 """
 
 from __future__ import annotations

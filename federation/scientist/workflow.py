@@ -15,6 +15,7 @@ import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
 from federation.common import health
 from federation.common.kit import KitError, load_kit
@@ -22,7 +23,7 @@ from federation.common.settings import ScientistSettings
 from federation.common.statuses import JobStatus
 from federation.common.syftbox import SyncClient, point_libraries_at
 from federation.scientist.errors import WorkflowError
-from federation.scientist.flower_server import MESSAGE_LOG, run_server
+from federation.scientist.flower_server import MESSAGE_LOG, ServerProcess
 from federation.scientist.replies import read_rounds
 from federation.scientist.progress import Progress
 from federation.scientist.run_record import RunLog, archive_previous
@@ -67,9 +68,11 @@ def new_run_dir(settings: ScientistSettings) -> Path:
 
 
 def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: list[OwnerSession],
-                       run: RunLog | None = None, resume: bool = False) -> Path:
+                       run: RunLog | None = None, resume: bool = False,
+                       before_submit: Callable[[Path], object] = lambda app_dir: None) -> Path:
     """Steps 1–6: log in, explore, bootstrap, submit (or, with `resume`, find the earlier
-    submission); returns the bootstrapped app folder."""
+    submission); returns the bootstrapped app folder. `before_submit(app_dir)` runs between
+    bootstrap and submit."""
     timed = run.step if run is not None else (lambda name: nullcontext())
     with timed("login"):
         for_each(owners, login, sync, settings)
@@ -79,6 +82,7 @@ def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: li
     if app_dir is None:
         with timed("bootstrap"):
             app_dir = bootstrap(settings, new_run_dir(settings))
+        before_submit(app_dir)
         with timed("submit"):
             for_each(owners, submit, settings, app_dir)
         if resume:
@@ -87,21 +91,28 @@ def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: li
 
 
 def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> None:
-    """Every step of one run, recorded in `run` as it goes."""
+    """Every step of one run, recorded in `run` as it goes. The Flower server starts as soon as
+    the app is bootstrapped and imports what it needs while the jobs are submitted and reviewed;
+    it runs its round once every owner's job runs."""
     owners = [OwnerSession(e) for e in settings.datasites]
     watch = Watch(run, owners, Progress(settings.datasites, logging.getLogger("federation.progress").info))
     watch.record()
+    servers: list[ServerProcess] = []  # the one started for this run, stopped however it ends
+    rounds = []
     try:
-        app_dir = prepare_and_submit(settings, sync, owners, run, resume=True)
+        app_dir = prepare_and_submit(settings, sync, owners, run, resume=True,
+                                     before_submit=lambda d: servers.append(ServerProcess(settings, d, d.parent)))
         run.record.resumed = "submit" not in run.record.steps
         watch("submitted")
         mock_preview = start_mock_preview(settings, owners)
+        if not servers:  # a resumed submission
+            servers.append(ServerProcess(settings, app_dir, app_dir.parent))
         with run.step("approval"):
             wait_until_running(settings, owners, sync, watch)
-        rounds = []
         try:
             with run.step("server"):
-                rounds = run_server(settings, app_dir, app_dir.parent, watch.server_tick)
+                servers[0].go()
+                rounds = servers[0].wait(watch.server_tick)
         finally:
             run.record.replies = [r.to_json() for r in rounds or read_rounds(app_dir.parent / MESSAGE_LOG)]
         replied, missing = check_replies(settings, rounds)
@@ -110,6 +121,8 @@ def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> Non
             wait_until_done([o for o in owners if o.email not in missing], watch)
         finish_mock_preview(mock_preview, settings)
     finally:
+        for server in servers:
+            server.stop()
         for o in owners:
             if o.job is not None:
                 refresh(o)  # never raises: a status it cannot read stays the last one seen

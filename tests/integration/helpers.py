@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from federation.scientist.run_record import RunRecord
 from tests.conftest import REPO_ROOT
 
 # One compose project per test session; override to run two sessions side by side.
@@ -134,6 +135,11 @@ def ds_start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
     return subprocess.Popen(["docker", "exec", *env_args, container, "federation", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def ds_run_record(container_path: str):
+    """The DS's run.json at `container_path` in the ds container, read as the page reads it."""
+    return RunRecord.from_json(json.loads(exec_in("ds", "cat", container_path).stdout))
 
 
 STOP_SECOND_RUNS = """

@@ -12,9 +12,9 @@ import textwrap
 import time
 
 from tests.conftest import REPO_ROOT
-from tests.integration.helpers import (DATASITES, PROJECT, compose, datasite, ds_finish, ds_start, ds_stop, exec_in,
-                                       grep_rows, jobs_table, private_lines, result_line, start_owner, stop_owner,
-                                       wait_for_job, wait_healthy)
+from tests.integration.helpers import (DATASITES, PROJECT, compose, datasite, ds_finish, ds_run_record, ds_start,
+                                       ds_stop, exec_in, grep_rows, jobs_table, private_lines, result_line,
+                                       start_owner, stop_owner, wait_for_job, wait_healthy)
 
 OWNER = DATASITES[0]
 TWO = ",".join(DATASITES[:2])
@@ -228,8 +228,8 @@ def test_a_person_withholds_a_reply_and_the_ds_learns_why(stack, tmp_path, priva
         assert datasite(name, "withhold", reply, "--reason", "again").returncode == 2  # decided already
         code, output = ds_finish(run, timeout=300)
         assert code == 0, output[-3000:]
-        record = json.loads(exec_in("ds", "cat", "/tmp/results-careful/run.json").stdout)
-        assert record["missing_datasites"] == [email] or email not in record["datasites"], record
+        record = ds_run_record("/tmp/results-careful/run.json")
+        assert record.missing_datasites == [email] or email not in record.datasites, record
         seen = wait_for_job(name, "job_run_failed", set(), timeout=60)
         assert "withheld by the data owner: too detailed for us" in seen["WHY"], seen
         audit = datasite(name, "audit").stdout

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from federation.scientist.run_record import RunRecord, wait_for_run
+from federation.scientist.run_record import wait_for_run
 from tests.integration.helpers import (DATASET, DATASITES, OWNERS, VITALS, assert_aggregate_matches, compose,
-                                       ds_finish, ds_start, ds_stop, exec_in, jobs_table, result_line, wait_healthy)
+                                       ds_finish, ds_run_record, ds_start, ds_stop, exec_in, jobs_table, result_line,
+                                       wait_healthy)
 
 CONFIG = "/home/syft/federation/config.json"
 
@@ -145,7 +146,7 @@ def test_owner_killed_mid_round_is_listed_missing_and_joins_the_next_run(stack, 
     assert aggregate["missing_datasites"] == [victim]
     assert sorted(aggregate["datasites"]) == sorted(set(DATASITES) - {victim})
     assert_aggregate_matches(aggregate, private_csvs["do1"] + private_csvs["do2"])
-    record = RunRecord.from_json(json.loads(exec_in("ds", "cat", "/tmp/results-killed/run.json").stdout))
+    record = ds_run_record("/tmp/results-killed/run.json")
     assert record.status == "ok" and record.missing_datasites == [victim]
     # Its executor stopped the job once the owner's heartbeat went quiet: nobody carries its replies.
     deadline = time.monotonic() + 60

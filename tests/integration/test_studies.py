@@ -13,8 +13,8 @@ import subprocess
 import time
 
 from tests.integration.helpers import (DATASET, DATASITES, PROJECT, VITALS, VITALS_COLUMNS, copy_app, ds_finish,
-                                       ds_start, exec_in, expected_moments, health, result_line, start_owner,
-                                       stop_owner, wait_healthy, write_lines)
+                                       ds_run_record, ds_start, exec_in, expected_moments, health, result_line,
+                                       start_owner, stop_owner, wait_healthy, write_lines)
 
 TWO = DATASITES[:2]
 DS_HOME = "/home/syft/federation/SyftBox/datasites"
@@ -45,12 +45,12 @@ def test_a_two_round_app_of_the_ds_own_on_openmined_style_datasets_equals_the_pr
         assert math.isclose(got[c]["mean"], w["mean"], rel_tol=1e-9), (c, got[c], w)
         assert math.isclose(got[c]["variance"], w["variance"], rel_tol=1e-9), (c, got[c], w)
 
-    run = read_json("/tmp/results-moments/run.json")
-    assert run["status"] == "ok" and sorted(run["datasites"]) == TWO and run["missing_datasites"] == []
+    run = ds_run_record("/tmp/results-moments/run.json")
+    assert run.status == "ok" and sorted(run.datasites) == TWO and run.missing_datasites == []
     # who replied, from the Flower messages: two rounds, both owners in each
-    assert [(r["round"], sorted(r["replied"]), r["errors"], r["silent"]) for r in run["replies"]] == [
+    assert [(r["round"], sorted(r["replied"]), r["errors"], r["silent"]) for r in run.replies] == [
         (1, TWO, {}, []), (2, TWO, {}, [])]
-    assert run["rounds"] == {"done": 2, "total": 2}
+    assert (run.rounds_done, run.rounds_total) == (2, 2)
     files = files_in("/tmp/results-moments")
     # what the ServerApp wrote in its working folder, and the server's own log, are results
     assert {"moments.json", "server-files/moments.png", "server.log", "run.json"} <= files
@@ -58,16 +58,16 @@ def test_a_two_round_app_of_the_ds_own_on_openmined_style_datasets_equals_the_pr
     # the owners approved it: its declared packages are theirs, in range (else the finished job's
     # reason would say "ran with other versions than declared")
     for email in TWO:
-        assert run["owners"][email]["status"] == "job_run_finished"
-        assert "other versions" not in run["owners"][email]["reason"], run["owners"][email]
+        assert run.owners[email].status == "job_run_finished"
+        assert "other versions" not in run.owners[email].reason, run.owners[email]
 
 
 def test_an_app_whose_server_writes_only_a_figure_counts_when_every_owner_replied(stack):
     code, output = run_study(copy_app("ds", "moments-figure", "s/^write-json = true/write-json = false/"),
                              "/tmp/results-figure")
     assert code == 0, output[-4000:]
-    run = read_json("/tmp/results-figure/run.json")
-    assert run["status"] == "ok" and sorted(run["datasites"]) == TWO
+    run = ds_run_record("/tmp/results-figure/run.json")
+    assert run.status == "ok" and sorted(run.datasites) == TWO
     files = files_in("/tmp/results-figure")
     assert "server-files/moments.png" in files
     assert not {"moments.json", "aggregate.json"} & files
@@ -92,9 +92,9 @@ def test_the_bundled_app_on_another_dataset_fails_with_the_apps_own_message(stac
     code, output = run_study("/app/fed_app", "/tmp/results-wrong-data")
     assert code == 1, output[-3000:]
     assert time.monotonic() - t0 < 120 + 60  # ROUND_TIMEOUT is 120 s: the errors ended the round
-    run = read_json("/tmp/results-wrong-data/run.json")
-    assert run["status"] == "failed" and "no usable replies" in run["error"], run["error"]
-    [first] = run["replies"]
+    run = ds_run_record("/tmp/results-wrong-data/run.json")
+    assert run.status == "failed" and "no usable replies" in run.error, run.error
+    [first] = run.replies
     assert sorted(first["errors"]) == TWO and first["replied"] == [] and first["silent"] == []
     for email, why in first["errors"].items():
         assert "missing column" in why and "Pregnancies" in why, (email, why)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from federation.common.settings import ScientistSettings
 from federation.scientist.errors import WorkflowError
-from federation.scientist.flower_server import run_server
+from federation.scientist.flower_server import ServerProcess, run_server
+from federation.scientist.logged_server import WAITING
+from tests.conftest import REPO_ROOT
 from tests.unit.fakes import scientist_settings
 
 # ---------------------------------------------------------------- the Flower server's outcome
@@ -66,3 +72,49 @@ def test_the_rounds_come_from_the_message_log_and_the_app_may_not_say_how_many(t
     assert [r.to_json() for r in got] == [{"round": 1, "asked": ["do1@x.org"], "replied": ["do1@x.org"],
                                            "errors": {}, "silent": []}]
     assert rounds[-1] == (1, None)
+
+
+# ---------------------------------------------------------------- started ahead of its round
+
+
+def test_a_server_started_ahead_runs_its_server_app_only_once_told_to(tmp_path):
+    s, app = fake_server(tmp_path, "import pathlib\npathlib.Path('ran').write_text('yes')\nprint('ran')\n")
+    server = ServerProcess(s, app, app.parent)
+    try:
+        deadline = time.monotonic() + 60  # it imports the server's packages, then says it waits
+        while WAITING not in server.server_log.read_text():
+            assert server.proc.poll() is None and time.monotonic() < deadline, server.server_log.read_text()
+            time.sleep(0.1)
+        assert not (app.parent / "server-work" / "ran").exists()
+        server.go()
+        assert server.wait() == []
+    finally:
+        server.stop()
+    assert (s.results_dir / "server-files" / "ran").read_text() == "yes"
+    assert "ran" in (s.results_dir / "server.log").read_text()
+
+
+def test_a_server_stopped_before_its_round_leaves_no_results(tmp_path):
+    s, app = fake_server(tmp_path, "import pathlib\npathlib.Path('ran').write_text('yes')\n")
+    server = ServerProcess(s, app, app.parent)
+    server.stop()
+    assert server.proc.returncode is not None
+    assert not (s.results_dir / "server.log").exists() and not (s.results_dir / "server-files").exists()
+
+
+def test_a_waiting_server_ends_when_the_run_that_started_it_is_gone(tmp_path):
+    """A DS's run killed outright (SIGKILL) cannot stop its waiting server: the server ends itself."""
+    s, app = fake_server(tmp_path, "print('ran')\n")
+    pid_file = tmp_path / "server.pid"
+    parent = (f"import pickle, sys\nfrom pathlib import Path\n"
+              f"from federation.scientist.flower_server import ServerProcess\n"
+              f"s = pickle.loads(bytes.fromhex({pickle.dumps(s).hex()!r}))\n"
+              f"server = ServerProcess(s, Path({str(app)!r}), Path({str(app.parent)!r}))\n"
+              f"Path({str(pid_file)!r}).write_text(str(server.proc.pid))\n")
+    subprocess.run([sys.executable, "-c", parent], check=True, cwd=REPO_ROOT, timeout=60)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the orphaned server still waits"
+        time.sleep(0.2)
+    assert "ran" not in (app.parent / "server.log").read_text()
