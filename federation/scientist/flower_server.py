@@ -58,7 +58,8 @@ class ServerProcess:
     the ServerApp once `go()` is called. `wait` follows it to its end and judges it; `stop`
     ends it early (a run that fails before its round)."""
 
-    def __init__(self, settings: ScientistSettings, app_dir: Path, run_dir: Path):
+    def __init__(self, settings: ScientistSettings, app_dir: Path, run_dir: Path, ahead: bool = True):
+        """`ahead`: it waits for `go()` (else it runs at once: nothing to overlap with)."""
         import subprocess
 
         self.settings, self.app_dir = settings, app_dir
@@ -68,10 +69,10 @@ class ServerProcess:
         self.work.mkdir(parents=True)
         self.messages.unlink(missing_ok=True)
         self.go_file.unlink(missing_ok=True)
+        waits = [str(self.go_file), str(os.getpid())] if ahead else []
         with open(self.server_log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "federation.scientist.logged_server", str(app_dir), str(self.messages),
-                 str(self.go_file), str(os.getpid())],
+                [sys.executable, "-m", "federation.scientist.logged_server", str(app_dir), str(self.messages), *waits],
                 cwd=self.work, env=server_environment(settings), stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.went = self.collected = False
@@ -117,7 +118,7 @@ def run_server(settings: ScientistSettings, app_dir: Path, run_dir: Path,
     """Run the server to its end; its rounds as the messages tell. `on_tick(rounds done, rounds
     total or None)` every POLL s meanwhile. Its log and whatever it wrote in its working folder
     join the results, however it ended."""
-    server = ServerProcess(settings, app_dir, run_dir)
+    server = ServerProcess(settings, app_dir, run_dir, ahead=False)
     server.go()
     return server.wait(on_tick)
 

@@ -29,7 +29,7 @@ def warm_up() -> None:
     for name in WARM:
         try:
             importlib.import_module(name)
-        except ImportError:  # an app that needs it imports it itself, and fails there
+        except Exception:  # whatever fails here, an app that needs it meets again (and says so)
             pass
 
 
