@@ -110,8 +110,8 @@ def with_owners(count: int) -> dict:
         memory.done.set()
         time.sleep(5)  # then what merely staying in sync costs
         idle_cpu = {s: cpu for s, (_, cpu) in container_stats(stack.project).items()}
-        # A second run on the network now up, as a DS runs a study again (the first one's login
-        # also waited for the owners to start): the whole run, login to results.
+        # A second run on the network now up, as a DS runs a study again (the first one shared
+        # the machine with every container's start): the whole run, login to results.
         t1 = time.time()
         stack.compose("restart", "ds")
         warm = stack.wait_run(started_after=t1 - 1)
