@@ -105,10 +105,10 @@ def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> Non
         run.record.resumed = "submit" not in run.record.steps
         watch("submitted")
         mock_preview = start_mock_preview(settings, owners)
-        if not servers:  # a resumed submission: its jobs most likely run already
-            servers.append(ServerProcess(settings, app_dir, app_dir.parent, ahead=False))
         with run.step("approval"):
             wait_until_running(settings, owners, sync, watch)
+        if not servers:  # a resumed submission: started now, as its round may begin at once
+            servers.append(ServerProcess(settings, app_dir, app_dir.parent, ahead=False))
         try:
             with run.step("server"):
                 servers[0].go()
