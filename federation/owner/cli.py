@@ -168,16 +168,18 @@ def add_commands(sub) -> None:
     sp = sub.add_parser("release", help="let a waiting reply go")
     sp.add_argument("reply")
     sp.set_defaults(fn=cmd_release)
-    sp = sub.add_parser("withhold", help="refuse a waiting reply, with a reason")
-    sp.add_argument("reply")
-    sp.add_argument("--reason", required=True)
-    sp.set_defaults(fn=cmd_withhold)
+    _with_reason(sub, "withhold", "reply", cmd_withhold, "refuse a waiting reply, with a reason")
     sub.add_parser("jobs", help="list every job").set_defaults(fn=cmd_jobs)
     for name, fn, text in (("show", cmd_show, "show a job's code"), ("approve", cmd_approve, "approve a job")):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("job")
         sp.set_defaults(fn=fn)
-    sp = sub.add_parser("reject", help="reject a job, with a reason")
-    sp.add_argument("job")
+    _with_reason(sub, "reject", "job", cmd_reject, "reject a job, with a reason")
+
+
+def _with_reason(sub, name: str, target: str, fn, text: str) -> None:
+    """A command on one reply or job that a person must give a reason for."""
+    sp = sub.add_parser(name, help=text)
+    sp.add_argument(target)
     sp.add_argument("--reason", required=True)
-    sp.set_defaults(fn=cmd_reject)
+    sp.set_defaults(fn=fn)
