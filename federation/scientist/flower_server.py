@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 import tomllib
@@ -60,8 +61,6 @@ class ServerProcess:
 
     def __init__(self, settings: ScientistSettings, app_dir: Path, run_dir: Path, ahead: bool = True):
         """`ahead`: it waits for `go()` (else it runs at once: nothing to overlap with)."""
-        import subprocess
-
         self.settings, self.app_dir = settings, app_dir
         self.server_log, self.messages, self.work = run_dir / "server.log", run_dir / MESSAGE_LOG, run_dir / WORK
         self.go_file = run_dir / GO

@@ -4,7 +4,8 @@ Two owners started alone (as a hospital runs one) keep an ended job's files in t
 tree for 30 s. The DS runs the flow on them twice: each run's aggregate is right, the
 owners' job history keeps every job (its record and code, in the state), and the synced trees
 (each owner's own, the sync server's copy of it, the DS's copy of it, the DS's own, where
-nothing of a run is kept) are no larger after the second run than after the first (one run adds ~16 files per owner).
+nothing of a run is kept) are no larger after the second run than after the first (one run
+adds ~16 files per owner).
 """
 
 from __future__ import annotations
