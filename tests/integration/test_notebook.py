@@ -29,7 +29,7 @@ TOKEN = secrets.token_hex(16)
 
 # What the browser does: start a kernel through Jupyter's API and run a cell over its websocket
 # (`jupyter execute` talks to a kernel directly; this goes through the server). Runs in the
-# notebook container, with its websocket-client.
+# notebook container, with the Jupyter venv's websocket-client.
 BROWSER_LIKE_CELL = """
 import json, os, sys, urllib.request, uuid
 import websocket
@@ -126,8 +126,8 @@ def test_jupyter_asks_for_the_token(notebook_container):
 
 def test_jupyter_runs_cells_in_the_app_environment(notebook_container):
     code = "from federation.scientist import ScientistSettings\nScientistSettings.from_env().party.email"
-    run = subprocess.run(["docker", "exec", "-i", notebook_container, "python", "-", code], input=BROWSER_LIKE_CELL,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(["docker", "exec", "-i", notebook_container, "/opt/jupyter/bin/python", "-", code],
+                         input=BROWSER_LIKE_CELL, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads(run.stdout)["data"]["text/plain"] == "'ds@openmined.org'"
 
