@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -296,9 +297,13 @@ def main() -> int:
                   f"public Pima file: each of its {len(mocks)} nodes reads the mock of {settings.datasites[0]} "
                   "(DATA_DIR; Flower's simulation gives all its nodes one environment)")
         inotify_before = inotify_instances()
-        sims = [run_flwr(settings.fed_app, csv or mocks[0], len(settings.datasites), out / "flwr", work,
-                         settings.round_timeout, bundled=bundled),
-                run_syft_flwr(settings, mocks, out / "syft_flwr", work)]
+        # Side by side: each spends most of its time starting processes and waiting on them
+        # (Ray's, syft_flwr's parties), so together they take little more than the slower one.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            sims = [f.result() for f in (
+                pool.submit(run_flwr, settings.fed_app, csv or mocks[0], len(settings.datasites), out / "flwr",
+                            work, settings.round_timeout, bundled=bundled),
+                pool.submit(run_syft_flwr, settings, mocks, out / "syft_flwr", work))]
         inotify_after = inotify_instances()
     finally:
         shutil.rmtree(work, ignore_errors=True)
