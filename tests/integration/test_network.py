@@ -59,35 +59,6 @@ def run_intruder(env: dict[str, str]) -> list[dict]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_intruders_are_refused_and_a_forged_request_runs_nothing(stack):
-    jobs_before = {row["ID"] for row in jobs_table(f"{PROJECT}-do1-1")}
-    forged_path, forged_content, forged_id = forged_job_request()
-    report = run_intruder({
-        "MALLORY_TOKEN": token_of(invite(MALLORY)),  # invited by the operator, trusted by no owner
-        "EXPIRED_TOKEN": token_of(invite("ds@openmined.org", "--expires-days", "-1")),
-        "PROTECTED": json.dumps(protected_paths()),
-        "FORGED_UPLOADS": json.dumps([[forged_path, forged_content]]),
-    })
-    probes = [a for a in report if "accepted_by_server" not in a]
-    refused = [a for a in probes if a["refused"]]
-    print(f"\nintruder: {len(refused)} of {len(probes)} attempts refused")
-    for a in probes:
-        print(f"  {'refused' if a['refused'] else 'ALLOWED'} ({a['status']}): {a['what']}")
-    assert len(probes) >= 30
-    assert refused == probes, [a for a in probes if not a["refused"]]
-    # The forged request is in mallory's own folder: the server takes it; do1 ignores it.
-    (upload,) = [a for a in report if "accepted_by_server" in a]
-    assert upload["accepted_by_server"], upload
-    deadline = time.monotonic() + 60
-    while f"{forged_id}.request" not in (logs := compose("logs", "--no-color", "do1", check=False).stdout):
-        assert time.monotonic() < deadline, "do1 never saw the forged request"
-        time.sleep(1)
-    (line,) = [x for x in logs.splitlines() if f"{forged_id}.request" in x]
-    assert "ignored request" in line and "claims to be from ds@openmined.org" in line, line
-    jobs = jobs_table(f"{PROJECT}-do1-1")
-    assert {row["ID"] for row in jobs} == jobs_before, jobs  # no job, let alone one that runs
-
-
 def test_a_replaced_kit_is_refused_and_its_successor_accepted(stack):
     email = f"leaky-{uuid.uuid4().hex[:6]}@hospital.org"
     old = token_of(invite(email))
@@ -201,6 +172,37 @@ def test_a_remote_owner_joins_through_the_published_port_and_counts(stack, priva
     finally:
         stop_owner(name)
         subprocess.run(["docker", "network", "rm", network], capture_output=True)
+
+
+def test_intruders_are_refused_and_a_forged_request_runs_nothing(stack):
+    """After the remote owner's run: the files it protects (code copies, Flower messages) are
+    that run's, still synced (SYNCED_RETENTION)."""
+    jobs_before = {row["ID"] for row in jobs_table(f"{PROJECT}-do1-1")}
+    forged_path, forged_content, forged_id = forged_job_request()
+    report = run_intruder({
+        "MALLORY_TOKEN": token_of(invite(MALLORY)),  # invited by the operator, trusted by no owner
+        "EXPIRED_TOKEN": token_of(invite("ds@openmined.org", "--expires-days", "-1")),
+        "PROTECTED": json.dumps(protected_paths()),
+        "FORGED_UPLOADS": json.dumps([[forged_path, forged_content]]),
+    })
+    probes = [a for a in report if "accepted_by_server" not in a]
+    refused = [a for a in probes if a["refused"]]
+    print(f"\nintruder: {len(refused)} of {len(probes)} attempts refused")
+    for a in probes:
+        print(f"  {'refused' if a['refused'] else 'ALLOWED'} ({a['status']}): {a['what']}")
+    assert len(probes) >= 30
+    assert refused == probes, [a for a in probes if not a["refused"]]
+    # The forged request is in mallory's own folder: the server takes it; do1 ignores it.
+    (upload,) = [a for a in report if "accepted_by_server" in a]
+    assert upload["accepted_by_server"], upload
+    deadline = time.monotonic() + 60
+    while f"{forged_id}.request" not in (logs := compose("logs", "--no-color", "do1", check=False).stdout):
+        assert time.monotonic() < deadline, "do1 never saw the forged request"
+        time.sleep(1)
+    (line,) = [x for x in logs.splitlines() if f"{forged_id}.request" in x]
+    assert "ignored request" in line and "claims to be from ds@openmined.org" in line, line
+    jobs = jobs_table(f"{PROJECT}-do1-1")
+    assert {row["ID"] for row in jobs} == jobs_before, jobs  # no job, let alone one that runs
 
 
 def _credential_hashes() -> dict[str, str]:
