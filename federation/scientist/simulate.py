@@ -6,8 +6,8 @@
 2. `syft_flwr.run`: the bootstrapped app on every owner's mock, fetched as a guest.
 
 Outputs go to RESULTS_DIR/simulation/flwr/ and .../syft_flwr/ (simulation.log,
-aggregate.json, figures/). Each simulation runs in a child process that leads a session
-of its own; everything still in that session afterwards is stopped: Ray may leave its
+aggregate.json, figures/). The two run side by side, each in a child process that leads a
+session of its own; everything still in that session afterwards is stopped: Ray may leave its
 daemons behind, syft_flwr.run its RDS servers (holding inotify instances) and the owners'
 processes when a round goes wrong.
 

@@ -1,5 +1,6 @@
 """The SyftBox client as the image runs it (syftbox 0.4.0 in its own venv, through
-federation/common/syftbox_launcher.py): a new file rewritten between its hash and its upload.
+federation/common/syftbox_launcher.py): a new file rewritten between its hash and its upload,
+and the saved sync state of files deleted on both sides.
 
 syft-rds creates a job record and rewrites it twice within a second. Unpatched, the client
 recorded the hash it took before the upload as what the server holds, so the record's next
@@ -57,12 +58,66 @@ print(json.dumps({"unpatched": unpatched, "patched": patched}))
 """
 
 
-def test_a_file_rewritten_while_it_is_uploaded_keeps_the_owners_newest_version(stack):
+LAUNCHER = CHECK[:CHECK.index("\n\ndef next_action")]
+
+TRIM = LAUNCHER + r"""
+from syftbox.client.plugins.sync.local_state import LocalState
+from syftbox.client.plugins.sync.types import SyncActionType
+
+
+def saved_statuses_after_a_run() -> tuple[list[str], Path]:
+    # A job's file synced, then deleted by its owner; a public file stays. The statuses in
+    # the saved state, as the client loads it again, and that state's file.
+    root = Path(tempfile.mkdtemp())
+    datasites = root / "datasites"
+    gone = datasites / "do1@openmined.org" / "app_data" / "RDS" / "store" / "job" / "j.yaml"
+    kept = datasites / "do1@openmined.org" / "public" / "did.json"
+    for path in (gone, kept):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    state = LocalState(path=root / "local_syncstate.json")
+    state.save()
+    for path in (gone, kept):
+        state.insert_synced_file(path.relative_to(datasites), hash_file(path, root_dir=datasites),
+                                 SyncActionType.CREATE_REMOTE)
+    gone.unlink()
+    state.insert_synced_file(gone.relative_to(datasites), None, SyncActionType.DELETE_REMOTE)
+    again = LocalState(path=state.path)
+    again.load()
+    return sorted(map(str, again.status_info)), state.path
+
+
+unpatched, legacy_file = saved_statuses_after_a_run()
+launcher._patch_forget_deleted()
+patched, _ = saved_statuses_after_a_run()
+legacy = LocalState(path=legacy_file)  # a state an unpatched client saved, loaded by a patched one
+legacy.load()
+print(json.dumps({"unpatched": unpatched, "patched": patched, "legacy": sorted(map(str, legacy.status_info))}))
+"""
+
+
+def in_syftbox_venv(script: str) -> dict:
+    """`script` run by the image's syftbox interpreter; the JSON its last line printed."""
     run = subprocess.run(["docker", "run", "--rm", "-i", "--entrypoint", "/opt/syftbox/bin/python", "federation:latest",
-                          "-"], input=CHECK, capture_output=True, text=True, timeout=120)
+                          "-"], input=script, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_a_file_rewritten_while_it_is_uploaded_keeps_the_owners_newest_version(stack):
+    result = in_syftbox_venv(CHECK)
     # syftbox 0.4.0 as shipped: the server's older copy overwrites the owner's newest status
     assert result["unpatched"] == "MODIFY_LOCAL", result
     # as the launcher runs it: the newest status goes up
     assert result["patched"] == "MODIFY_REMOTE", result
+
+
+def test_a_file_deleted_on_both_sides_leaves_no_status_in_the_saved_state(stack):
+    result = in_syftbox_venv(TRIM)
+    job, public = "do1@openmined.org/app_data/RDS/store/job/j.yaml", "do1@openmined.org/public/did.json"
+    # syftbox 0.4.0 as shipped: every file it ever synced keeps a status, written at every save
+    assert result["unpatched"] == [job, public], result
+    # as the launcher runs it: only the files that are still there
+    assert result["patched"] == [public], result
+    # and a state an older client saved loses its deleted files' statuses when loaded
+    assert result["legacy"] == [public], result
