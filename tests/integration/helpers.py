@@ -122,8 +122,7 @@ def finish_once(cid: str, timeout: float = 300) -> tuple[int, str]:
     try:
         code = subprocess.run(["docker", "wait", cid], capture_output=True, text=True,
                               timeout=timeout, check=True).stdout.strip()
-        logs = subprocess.run(["docker", "logs", cid], capture_output=True, text=True)
-        return int(code), logs.stdout + logs.stderr
+        return int(code), docker_logs(cid)
     finally:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
@@ -322,6 +321,12 @@ def wait_healthy(container: str, timeout: float = 120) -> None:
 def docker_exec(container: str, *cmd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
     return subprocess.run(["docker", "exec", *env_args, container, *cmd], capture_output=True, text=True, timeout=300)
+
+
+def docker_logs(container: str, *options: str) -> str:
+    """What the container logged (`docker logs` options such as --tail N), both streams."""
+    logs = subprocess.run(["docker", "logs", *options, container], capture_output=True, text=True)
+    return logs.stdout + logs.stderr
 
 
 def datasite(container: str, *args: str) -> subprocess.CompletedProcess:

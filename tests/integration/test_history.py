@@ -11,13 +11,12 @@ adds ~16 files per owner).
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 import pytest
 
-from tests.integration.helpers import (PROJECT, assert_aggregate_matches, datasite, docker_exec, ds_finish, ds_start,
-                                       exec_in, jobs_table, private_rows, start_owner, stop_owner, wait_healthy)
+from tests.integration.helpers import (PROJECT, assert_aggregate_matches, datasite, docker_exec, docker_logs,
+                                       ds_finish, ds_start, exec_in, jobs_table, private_rows, start_owner, stop_owner, wait_healthy)
 
 DS_EMAIL = "ds@openmined.org"
 OWNERS = {f"{PROJECT}-clinic{k}": f"clinic{k}@openmined.org" for k in (6, 7)}
@@ -68,11 +67,6 @@ def trees() -> dict[str, int]:
     return counts
 
 
-def logs_tail(name: str, lines: int = 25) -> str:
-    out = subprocess.run(["docker", "logs", "--tail", str(lines), name], capture_output=True, text=True)
-    return out.stdout + out.stderr
-
-
 def moved_jobs(name: str) -> int:
     return int(docker_exec(name, "sh", "-c", f"ls -d {MOVED}/*/synced/job.yaml 2>/dev/null | wc -l").stdout.strip())
 
@@ -84,7 +78,7 @@ def settle(jobs: int, timeout: float = 150) -> dict[str, int]:
     while any(moved_jobs(name) < jobs for name in OWNERS):
         assert time.monotonic() < deadline, "\n".join(
             f"{name}: {moved_jobs(name)} of {jobs} job(s) moved; its jobs:\n{datasite(name, 'jobs').stdout}"
-            f"its log's end:\n{logs_tail(name)}" for name in OWNERS)
+            f"its log's end:\n{docker_logs(name, '--tail', '25')}" for name in OWNERS)
         time.sleep(2)
     seen = [trees()]
     while len(seen) < 3 or not seen[-1] == seen[-2] == seen[-3]:

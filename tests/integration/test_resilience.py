@@ -11,8 +11,8 @@ import pytest
 
 from federation.scientist.run_record import wait_for_run
 from tests.integration.helpers import (DATASET, DATASITES, OWNERS, VITALS, assert_aggregate_matches, compose,
-                                       ds_finish, ds_run_record, ds_start, ds_stop, exec_in, jobs_table, result_line,
-                                       wait_healthy)
+                                       docker_logs, ds_finish, ds_run_record, ds_start, ds_stop, exec_in, jobs_table,
+                                       result_line, wait_healthy)
 
 CONFIG = "/home/syft/federation/config.json"
 
@@ -121,8 +121,7 @@ def wait_for_log(cid: str, text: str, since: float, timeout: float = 120) -> Non
     """Until the container logs `text` (logged after the Unix time `since`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        logs = subprocess.run(["docker", "logs", "--since", f"{since:.3f}", cid], capture_output=True, text=True)
-        if text in logs.stdout + logs.stderr:
+        if text in docker_logs(cid, "--since", f"{since:.3f}"):
             return
         time.sleep(0.2)
     raise AssertionError(f"{cid[:12]} never logged {text!r}")
@@ -199,8 +198,7 @@ def test_ds_restarted_mid_run_finds_its_submission_instead_of_submitting_again(s
     run = wait_for_run(results_dir / "run.json", again, timeout=300)
     assert run.status == "ok", run
     assert run.resumed is True and "submit" not in run.steps
-    logs = subprocess.run(["docker", "logs", "--since", str(int(again)), ds_cid], capture_output=True, text=True)
-    assert "found this DS's earlier submission" in logs.stdout + logs.stderr
+    assert "found this DS's earlier submission" in docker_logs(ds_cid, "--since", str(int(again)))
     assert ds_jobs_per_owner() == {service: n + 1 for service, n in before.items()}  # one job each, not two
     wait_healthy(ds_cid)
 

@@ -13,18 +13,22 @@ from __future__ import annotations
 import json
 import subprocess
 
-CHECK = r"""
+# Both checks start so: the image's launcher module loaded (not run), syftbox's hashing at hand.
+LAUNCHER = r"""
 import glob, hashlib, importlib.util, json, sys, tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
-from syftbox.client.plugins.sync import sync_action
 from syftbox.lib.hash import hash_file
 
 launcher_path = glob.glob("/opt/app/lib/python3*/site-packages/federation/common/syftbox_launcher.py")[0]
 spec = importlib.util.spec_from_file_location("launcher", launcher_path)
 launcher = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(launcher)
+"""
+
+CHECK = LAUNCHER + r"""
+from syftbox.client.plugins.sync import sync_action
 
 
 def next_action_after_a_racing_create() -> str:
@@ -57,8 +61,6 @@ patched = next_action_after_a_racing_create()
 print(json.dumps({"unpatched": unpatched, "patched": patched}))
 """
 
-
-LAUNCHER = CHECK[:CHECK.index("\n\ndef next_action")]
 
 TRIM = LAUNCHER + r"""
 from syftbox.client.plugins.sync.local_state import LocalState
