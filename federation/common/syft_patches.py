@@ -14,6 +14,13 @@ party write only in the folder named for it (the server checks the writer's toke
 encrypted payload's sender) is not the folder's party is ignored and logged, so a party the
 operator invited cannot submit a job in the DS's name.
 
+syft-event: a request is handled once. syft-event handles a request on watchdog's "created"
+event, and watchdog reports a file twice when it is created just after its folder (it watches
+the new folder, then lists it, and the file's own event follows): 5 files in 300 on an idle
+machine. For `job/create` that made the owner create the DS's job twice, and the second copy
+waited for a Flower server that had finished (CI saw it in test_history). A request whose
+response exists, or which this server has handled already, is skipped.
+
 syft-rds: a record (a job, its code, a dataset) is written in place (truncate, then write) by
 the owner's RDS server thread while the owner's runner, in the same process, lists the jobs
 every second; a read between the two saw an empty file, and the ValidationError stopped the
@@ -30,7 +37,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,7 @@ PAUSE = 0.05  # seconds: 40 x 50 ms covers a 1 s sync loop twice
 TARGET = "syft_rpc.protocol"
 EVENTS = "syft_event.server2"
 STORE = "syft_rds.store.store"
+HANDLED_KEPT = 10_000  # request paths remembered per server: the duplicate follows within a second
 RECORD_ATTEMPTS = 10  # x PAUSE: a record being written is whole again within milliseconds
 _skipped: set = set()  # records already reported unreadable
 
@@ -74,6 +84,23 @@ def claimed_senders(request) -> set[str]:
     return senders
 
 
+_handled_lock = threading.Lock()
+
+
+def first_time(events, path) -> bool:
+    """True once per request path and server, and only while the request has no response."""
+    if path.with_suffix(".response").exists():
+        return False
+    with _handled_lock:
+        handled = events.__dict__.setdefault("_federation_handled", OrderedDict())
+        if str(path) in handled:
+            return False
+        handled[str(path)] = None
+        if len(handled) > HANDLED_KEPT:
+            handled.popitem(last=False)
+    return True
+
+
 def patch_events(server2) -> None:
     events_cls = server2.SyftEvents
     handle = events_cls._SyftEvents__handle_rpc
@@ -82,6 +109,9 @@ def patch_events(server2) -> None:
     request_cls = server2.SyftRequest
 
     def handle_rpc(self, path, func):
+        if not first_time(self, path):
+            log.debug("skipped %s: handled already", path)
+            return None
         try:
             request = request_cls.load(path)
         except Exception:  # unreadable or gone: the original answers or ignores it

@@ -292,6 +292,66 @@ def test_a_request_counts_only_from_the_party_whose_folder_holds_it(tmp_path, pr
     assert events.handled == ["a.request"]
 
 
+def test_a_request_is_handled_once_however_often_it_is_reported(tmp_path, protocol):
+    import types
+
+    server2 = types.SimpleNamespace(SyftEvents=type("SyftEvents", (FakeEvents,), {}), SyftRequest=protocol.SyftRequest)
+    syft_patches.patch_events(server2)
+    events, other_server = server2.SyftEvents(), server2.SyftEvents()
+    folder = tmp_path / "job" / "create" / "ds@openmined.org"
+    folder.mkdir(parents=True)
+    first, answered = folder / "a.request", folder / "b.request"
+    for path in (first, answered):
+        path.write_text(sender_request(protocol, "ds@openmined.org").dumps())
+    (folder / "b.response").write_text("{}")  # answered before this event came
+    for path in (first, first, answered):
+        events._SyftEvents__handle_rpc(path, None)
+    other_server._SyftEvents__handle_rpc(first, None)  # each server remembers its own
+    assert events.handled == ["a.request"] and other_server.handled == ["a.request"]
+
+
+def test_requests_created_with_their_folders_each_reach_the_handler_once(tmp_path, protocol):
+    """The real syft-event server and watchdog: a request written the moment its sender's folder
+    is made (as the sync client does) is reported twice now and then; it is handled once."""
+    import collections
+
+    from syft_core import Client
+    from syft_core.config import SyftClientConfig
+    from syft_event.server2 import SyftEvents
+    from syft_event.types import Request
+
+    syft_patches.install()
+    import syft_event.server2
+    syft_patches.patch_events(syft_event.server2)
+    config = SyftClientConfig(path=tmp_path / "config.json", data_dir=tmp_path, email="do1@openmined.org",
+                              server_url="http://syftbox:5001", client_url="http://localhost:7938")
+    box = SyftEvents("RDS", client=Client(config), publish_schema=False)
+    calls = collections.Counter()
+
+    def create(request):
+        calls[request.id] += 1
+        return "created"
+
+    create.__annotations__ = {"request": Request}  # a string here (postponed annotations)
+    box.on_request("/job/create")(create)
+
+    box.start()
+    try:
+        endpoint = box.app_rpc_dir / "job" / "create"
+        requests = 500
+        for k in range(requests):
+            sender = f"ds{k}@openmined.org"
+            (endpoint / sender).mkdir()
+            (endpoint / sender / f"{k}.request").write_text(sender_request(protocol, sender).dumps())
+        deadline = time.monotonic() + 30
+        while len(list(endpoint.glob("*/*.response"))) < requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # a duplicate event arrives within milliseconds of the first
+    finally:
+        box.stop()
+    assert len(calls) == requests and set(calls.values()) == {1}, collections.Counter(calls.values())
+
+
 def test_importing_syft_event_applies_the_sender_check():
     result = run_fresh("""
         import json
