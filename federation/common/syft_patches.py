@@ -21,6 +21,13 @@ machine. For `job/create` that made the owner create the DS's job twice, and the
 waited for a Flower server that had finished (CI saw it in test_history). A request whose
 response exists, or which this server has handled already, is skipped.
 
+syft-event: a request that was there before its server started is answered. syft-event looks
+for them with a path pattern made for one-level endpoints (`messages/<sender>/<id>.request`),
+so it skipped every syft-rds endpoint (`job/create/...`) as "invalid": a DS that submitted
+while an owner was not yet up (or restarting) waited for good. It now looks in each registered
+endpoint, oldest first, and it watches before it looks, so a request that lands meanwhile is
+seen by one or the other (or both, and handled once).
+
 syft-rds: a record (a job, its code, a dataset) is written in place (truncate, then write) by
 the owner's RDS server thread while the owner's runner, in the same process, lists the jobs
 every second; a read between the two saw an empty file, and the ValidationError stopped the
@@ -101,6 +108,13 @@ def first_time(events, path) -> bool:
     return True
 
 
+def modified(path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # gone meanwhile: the handler ignores it
+        return 0.0
+
+
 def patch_events(server2) -> None:
     events_cls = server2.SyftEvents
     handle = events_cls._SyftEvents__handle_rpc
@@ -123,8 +137,29 @@ def patch_events(server2) -> None:
             return None
         return handle(self, path, func)
 
+    def pending(self) -> None:
+        for endpoint, handler in list(self._SyftEvents__rpc.items()):
+            handler = handler.get("handler") if isinstance(handler, dict) else handler
+            waiting = [path for path in endpoint.glob("*/*.request") if not path.with_suffix(".response").exists()]
+            for path in sorted(waiting, key=modified):
+                self._SyftEvents__handle_rpc(path, handler)
+
+    def start(self, process_pending_requests: bool = True) -> None:
+        self.init()
+        self.obs.start()  # before the listing: what lands during it is seen (first_time: once)
+        if process_pending_requests:
+            try:
+                self._SyftEvents__move_legacy_requests()
+                self.process_pending_requests()
+            except Exception:
+                self.obs.stop()
+                raise
+        self._periodic_cleanup.start()
+
     handle_rpc._checks_sender = True
     events_cls._SyftEvents__handle_rpc = handle_rpc
+    events_cls.start = start
+    events_cls.process_pending_requests = pending
 
 
 def patch_store(store) -> None:

@@ -352,6 +352,47 @@ def test_requests_created_with_their_folders_each_reach_the_handler_once(tmp_pat
     assert len(calls) == requests and set(calls.values()) == {1}, collections.Counter(calls.values())
 
 
+def test_a_request_that_lands_while_the_old_ones_are_handled_is_answered(tmp_path, protocol):
+    """A request there before the server started (syft-event skipped those of two-level
+    endpoints such as syft-rds's) and one that lands while it is handled (syft-event listed the
+    pending ones, then started watching) are both answered, once."""
+    from syft_core import Client
+    from syft_core.config import SyftClientConfig
+    from syft_event.server2 import SyftEvents
+    from syft_event.types import Request
+
+    syft_patches.install()
+    import syft_event.server2
+    syft_patches.patch_events(syft_event.server2)
+    config = SyftClientConfig(path=tmp_path / "config.json", data_dir=tmp_path, email="do1@openmined.org",
+                              server_url="http://syftbox:5001", client_url="http://localhost:7938")
+    box = SyftEvents("RDS", client=Client(config), publish_schema=False)
+    folder = box.app_rpc_dir / "job" / "create" / "ds@openmined.org"
+    folder.mkdir(parents=True)
+    old, new = (sender_request(protocol, "ds@openmined.org") for _ in range(2))
+    (folder / f"{old.id}.request").write_text(old.dumps())  # named by id, as syft-rpc names them
+    handled = []
+
+    def create(request):
+        handled.append(request.id)
+        if len(handled) == 1:  # the sync client brings the next request now
+            (folder / f"{new.id}.request").write_text(new.dumps())
+        return "created"
+
+    create.__annotations__ = {"request": Request}
+    box.on_request("/job/create")(create)
+    box.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not (folder / f"{new.id}.response").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # a second handling of either would show by now
+    finally:
+        box.stop()
+    assert handled == [str(old.id), str(new.id)]
+    assert (folder / f"{old.id}.response").exists() and (folder / f"{new.id}.response").exists()
+
+
 def test_importing_syft_event_applies_the_sender_check():
     result = run_fresh("""
         import json
