@@ -131,7 +131,7 @@ def override(root: Path, owners: dict[str, str], demo: bool) -> str:
         parts.append(f"    environment:\n      DATASITES: {','.join(owners.values())}\n")
     if extra:
         parts.append("    depends_on:\n" + "".join(
-            f"      {n}:\n        condition: service_healthy\n" for n in extra))
+            f"      {n}:\n        condition: service_started\n" for n in extra))
     if demo:  # the DS's notebook (profile notebook) asks the same owners
         parts.append(f"\n  notebook:\n    environment:\n      DATASITES: {','.join(owners.values())}\n")
     if extra:
