@@ -28,6 +28,9 @@ while an owner was not yet up (or restarting) waited for good. It now looks in e
 endpoint, oldest first, and it watches before it looks, so a request that lands meanwhile is
 seen by one or the other (or both, and handled once).
 
+syft-rpc: a request or response written is pushed at once. After `SyftMessage.dump` the
+party's own SyftBox client is asked to sync now (`sync_now`), instead of at its next loop.
+
 syft-rds: a record (a job, its code, a dataset) is written in place (truncate, then write) by
 the owner's RDS server thread while the owner's runner, in the same process, lists the jobs
 every second; a read between the two saw an empty file, and the ValidationError stopped the
@@ -48,6 +51,8 @@ import threading
 import time
 from collections import OrderedDict
 
+from federation.common import sync_now
+
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 40
@@ -62,6 +67,15 @@ _skipped: set = set()  # records already reported unreadable
 
 def patch(protocol) -> None:
     message_cls = protocol.SyftMessage
+    if not getattr(message_cls.dump, "_nudges", False):
+        dump = message_cls.dump
+
+        def dump_and_nudge(self, path) -> None:
+            dump(self, path)
+            sync_now.nudge()
+
+        dump_and_nudge._nudges = True
+        message_cls.dump = dump_and_nudge
     if getattr(message_cls.load, "_retries_partial_files", False):
         return
     original = message_cls.load.__func__

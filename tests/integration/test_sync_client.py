@@ -1,6 +1,6 @@
 """The SyftBox client as the image runs it (syftbox 0.4.0 in its own venv, through
 federation/common/syftbox_launcher.py): a new file rewritten between its hash and its upload,
-and the saved sync state of files deleted on both sides.
+the saved sync state of files deleted on both sides, and the nudge that runs a pass at once.
 
 syft-rds creates a job record and rewrites it twice within a second. Unpatched, the client
 recorded the hash it took before the upload as what the server holds, so the record's next
@@ -98,6 +98,57 @@ print(json.dumps({"unpatched": unpatched, "patched": patched, "legacy": sorted(m
 """
 
 
+WAKE = LAUNCHER + r"""
+import threading, time
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from syftbox.client.plugins.sync import manager
+from syftbox.client.routers import sync_router
+
+
+def api(sync_manager) -> TestClient:
+    app = FastAPI()
+    app.include_router(sync_router.router, prefix="/sync")
+    app.dependency_overrides[sync_router.get_sync_manager] = lambda: sync_manager
+    return TestClient(app)
+
+
+def a_loop(seconds: float):
+    # A SyncManager whose pass only counts: no server, no files.
+    sync = manager.SyncManager.__new__(manager.SyncManager)
+    sync.sync_interval, sync.is_stop_requested, sync.thread = seconds, False, None
+    sync.last_health_check, sync.health_check_interval = time.time(), 300.0
+    sync.passes = []
+    sync.run_single_thread = lambda: sync.passes.append(time.monotonic())
+    return sync
+
+
+def wait(check, timeout):
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return check()
+
+
+before = api(a_loop(30)).post("/sync/now").status_code  # syftbox 0.4.0: no such route
+launcher._patch_sync_now()
+launcher._patch_sync_now()  # once
+sync = a_loop(30)
+early = api(sync).post("/sync/now").status_code  # before the loop runs: nothing to wake, no error
+sync.start()
+wait(lambda: len(sync.passes) == 1, 5)
+asked = time.monotonic()
+answer = api(sync).post("/sync/now")
+woke = wait(lambda: len(sync.passes) == 2, 5)
+after = sync.passes[1] - asked if woke else None
+time.sleep(0.3)
+sync.stop()
+print(json.dumps({"before": before, "early": early, "status": answer.status_code, "after": after,
+                  "passes": len(sync.passes), "routes": sum(r.path == "/now" for r in sync_router.router.routes)}))
+"""
+
+
 def in_syftbox_venv(script: str) -> dict:
     """`script` run by the image's syftbox interpreter; the JSON its last line printed."""
     run = subprocess.run(["docker", "run", "--rm", "-i", "--entrypoint", "/opt/syftbox/bin/python", "federation:latest",
@@ -123,3 +174,11 @@ def test_a_file_deleted_on_both_sides_leaves_no_status_in_the_saved_state(stack)
     assert result["patched"] == [public], result
     # and a state an older client saved loses its deleted files' statuses when loaded
     assert result["legacy"] == [public], result
+
+
+def test_a_nudge_on_the_local_api_runs_the_next_sync_pass_at_once(stack):
+    result = in_syftbox_venv(WAKE)
+    assert result["before"] == 404, result  # syftbox 0.4.0 as shipped has no such route
+    assert result["early"] == 200 and result["status"] == 200 and result["routes"] == 1, result
+    # a 30 s loop: the pass the nudge asked for came within a fraction of a second, and only it
+    assert result["after"] is not None and result["after"] < 0.5 and result["passes"] == 2, result

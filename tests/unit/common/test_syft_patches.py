@@ -27,15 +27,17 @@ def protocol():
     import): each test patches it itself; restored afterwards."""
     import syft_rpc.protocol as protocol
 
-    saved = protocol.SyftMessage.__dict__.get("load")
-    if saved is not None:
-        del protocol.SyftMessage.load  # the original, Base.load, shows through again
+    saved = {name: protocol.SyftMessage.__dict__.get(name) for name in ("load", "dump")}
+    for name, method in saved.items():
+        if method is not None:
+            delattr(protocol.SyftMessage, name)  # the original, Base's, shows through again
     finders = list(sys.meta_path)
     yield protocol
-    if "load" in protocol.SyftMessage.__dict__:
-        del protocol.SyftMessage.load
-    if saved is not None:
-        protocol.SyftMessage.load = saved
+    for name, method in saved.items():
+        if name in protocol.SyftMessage.__dict__:
+            delattr(protocol.SyftMessage, name)
+        if method is not None:
+            setattr(protocol.SyftMessage, name, method)
     sys.meta_path[:] = finders
 
 
