@@ -93,6 +93,26 @@ def main() -> int:
     return 0
 
 
+def start_rds_server(config_path):
+    """This datasite's RDS server, started in this process; its SyftBox client config.
+
+    syft-rds's `init_session(start_rds_server=True)` starts one only after asking whether one
+    answers, and that question waits out its 3 s expiry: no other process serves this
+    datasite, so it is started straight away (as syft-rds would, and known to it by host).
+    """
+    import atexit
+
+    from syft_core import Client
+    from syft_rds.client import rds_client
+
+    box = Client.load(config_path)
+    running = rds_client._RUNNING_RDS_SERVERS.get(box.email)
+    if running is None or not running["thread"].is_alive():
+        rds_client._RUNNING_RDS_SERVERS[box.email] = rds_client._start_server_thread(box)
+        atexit.register(rds_client._cleanup_servers)
+    return box
+
+
 def serve(settings: OwnerSettings, sync: SyncClient, held: list[data.Dataset]) -> None:
     sync.start()
     sync.keep_off_the_wire("private")  # syft-rds 0.4.0 copies private data here
@@ -101,10 +121,11 @@ def serve(settings: OwnerSettings, sync: SyncClient, held: list[data.Dataset]) -
     import syft_rds
     from syft_rds.client.rds_clients.base import ClientRunnerConfig
 
+    box = start_rds_server(settings.party.config_path)
     rds = syft_rds.init_session(
         host=settings.party.email,
-        syftbox_client_config_path=settings.party.config_path,
-        start_rds_server=True,
+        syftbox_client=box,
+        start_rds_server=True,  # running already: the check is answered at once
         runner_config=ClientRunnerConfig(job_output_folder=settings.party.state_dir / "rds-jobs"),
         rpc_expiry=RPC_EXPIRY,
     )
