@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 from typing import Callable
@@ -97,7 +96,10 @@ class ServerProcess:
         try:
             while self.proc.poll() is None:
                 on_tick(rounds_done(read_rounds(self.messages)), total)
-                time.sleep(POLL)
+                try:
+                    self.proc.wait(timeout=POLL)  # returns the moment it ends
+                except subprocess.TimeoutExpired:
+                    pass
         finally:
             self.stop()
         rounds = read_rounds(self.messages)
