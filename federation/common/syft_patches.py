@@ -72,7 +72,10 @@ def patch(protocol) -> None:
 
         def dump_and_nudge(self, path) -> None:
             dump(self, path)
-            sync_now.nudge()
+            try:
+                sync_now.nudge()
+            except Exception as e:  # written is written: the loop syncs it anyway
+                log.debug("no sync nudge: %s", e)
 
         dump_and_nudge._nudges = True
         message_cls.dump = dump_and_nudge
@@ -122,6 +125,11 @@ def first_time(events, path) -> bool:
     return True
 
 
+def handling_lock(events) -> threading.Lock:
+    with _handled_lock:
+        return events.__dict__.setdefault("_federation_handling", threading.Lock())
+
+
 def modified(path) -> float:
     try:
         return path.stat().st_mtime
@@ -149,14 +157,21 @@ def patch_events(server2) -> None:
             log.warning("ignored request %s: it claims to be from %s but sits in the folder of %s",
                         path, ", ".join(sorted(claimed_senders(request))), folder)
             return None
-        return handle(self, path, func)
+        if str(request.id) != path.stem:  # its reply would go elsewhere: handled again at each start
+            log.warning("ignored request %s: its id is %s", path, request.id)
+            return None
+        with handling_lock(self):  # one at a time, as syft-event's one watcher thread did
+            return handle(self, path, func)
 
     def pending(self) -> None:
         for endpoint, handler in list(self._SyftEvents__rpc.items()):
             handler = handler.get("handler") if isinstance(handler, dict) else handler
             waiting = [path for path in endpoint.glob("*/*.request") if not path.with_suffix(".response").exists()]
             for path in sorted(waiting, key=modified):
-                self._SyftEvents__handle_rpc(path, handler)
+                try:
+                    self._SyftEvents__handle_rpc(path, handler)
+                except Exception:  # one bad file must not keep the server from starting, every time
+                    log.exception("skipped the waiting request %s", path)
 
     def start(self, process_pending_requests: bool = True) -> None:
         self.init()

@@ -95,6 +95,7 @@ class SyncClient:
         self.party = party
         self.proc: subprocess.Popen | None = None
         self.server_url: str | None = None  # once joined: the kit's, or SYFTBOX_SERVER_URL
+        self.reused = False  # started: another process of this container runs the client
 
     def join(self, timeout: float = 120) -> Kit:
         """The party's kit, checked against the running server; the client's config then holds
@@ -137,6 +138,7 @@ class SyncClient:
             # client that runs already. A second client for one identity would make new
             # keys and fight the first over the same datasite.
             log.info("using the SyftBox client already running for %s", party.email)
+            self.reused = True
             return
         self.join(timeout)
         # (before each attempt below: a pidfile left by the previous container names a PID

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import threading
+import urllib.error
 import urllib.request
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,20 @@ def client_url() -> str | None:
     return url.rstrip("/") if isinstance(url, str) and url.startswith("http://") else None
 
 
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the client is local: never via a proxy
+_warned: set[str] = set()
+
+
 def send_once(url: str) -> bool:
     try:
-        urllib.request.urlopen(urllib.request.Request(f"{url}/sync/now", method="POST"), timeout=TIMEOUT).close()
+        _direct.open(urllib.request.Request(f"{url}/sync/now", method="POST"), timeout=TIMEOUT).close()
         return True
-    except Exception as e:  # an older client (404), one starting or gone: its loop syncs anyway
+    except urllib.error.HTTPError as e:  # a client without the launcher's route: no push, say so once
+        if url not in _warned:
+            _warned.add(url)
+            log.warning("the SyftBox client at %s does not take sync nudges (%s): files wait for its loop", url, e)
+        return False
+    except Exception as e:  # one starting or gone: its loop syncs anyway
         log.debug("no sync nudge for %s: %s", url, e)
         return False
 

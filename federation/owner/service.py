@@ -97,8 +97,8 @@ def start_rds_server(config_path):
     """This datasite's RDS server, started in this process; its SyftBox client config.
 
     syft-rds's `init_session(start_rds_server=True)` starts one only after asking whether one
-    answers, and that question waits out its 3 s expiry: no other process serves this
-    datasite, so it is started straight away (as syft-rds would, and known to it by host).
+    answers, and that question waits out its 3 s expiry; the caller knows that none does, so it
+    is started straight away (as syft-rds would, and known to it by host).
     """
     import atexit
 
@@ -121,19 +121,21 @@ def serve(settings: OwnerSettings, sync: SyncClient, held: list[data.Dataset]) -
     import syft_rds
     from syft_rds.client.rds_clients.base import ClientRunnerConfig
 
-    box = start_rds_server(settings.party.config_path)
+    # This process's own client: no other process serves the datasite. Else (a second command
+    # in this container) syft-rds asks first, and starts one only if none answers.
+    box = None if sync.reused else start_rds_server(settings.party.config_path)
     rds = syft_rds.init_session(
         host=settings.party.email,
         syftbox_client=box,
+        syftbox_client_config_path=settings.party.config_path,
         start_rds_server=True,  # running already: the check is answered at once
         runner_config=ClientRunnerConfig(job_output_folder=settings.party.state_dir / "rds-jobs"),
         rpc_expiry=RPC_EXPIRY,
     )
     if not rds.is_admin:
         raise RuntimeError(f"{settings.party.email} is not admin of its own datasite")
-    # syft-rds 0.4.0's init_session may return while its RDS server still works through old
-    # requests, before it watches for new ones; a request sent in that gap is never answered
-    # (a restarted owner's first job update hung so). A fresh probe answered means it watches.
+    # A fresh probe answered: the RDS server takes requests (syft-rds 0.4.0 used to return while
+    # its server still listed old requests, before it watched; syft_patches now watches first).
     from syft_rds.client.rds_client import rds_server_running
 
     sync.wait(lambda: rds_server_running(settings.party.email), 60, "the RDS server to take requests", 0.5)

@@ -270,6 +270,13 @@ def sender_request(protocol, sender, body=b""):
                                 url=SyftBoxURL("syft://do1@openmined.org/app_data/RDS/rpc/job/create"))
 
 
+def write_named(folder: Path, request) -> Path:
+    """`request` saved as syft-rpc saves it: named by its id."""
+    path = folder / f"{request.id}.request"
+    path.write_text(request.dumps())
+    return path
+
+
 def test_a_request_counts_only_from_the_party_whose_folder_holds_it(tmp_path, protocol):
     import types
 
@@ -279,19 +286,17 @@ def test_a_request_counts_only_from_the_party_whose_folder_holds_it(tmp_path, pr
     events = server2.SyftEvents()
     folder = tmp_path / "job" / "create" / "ds@openmined.org"
     folder.mkdir(parents=True)
-    honest = folder / "a.request"
-    honest.write_text(sender_request(protocol, "ds@openmined.org").dumps())
-    forged = folder / "b.request"  # mallory could only write in her own folder: this one is
-    forged.write_text(sender_request(protocol, "mallory@evil.org").dumps())  # what an insider might try
+    honest = write_named(folder, sender_request(protocol, "ds@openmined.org"))
+    # mallory could only write in her own folder: this one is what an insider might try
+    forged = write_named(folder, sender_request(protocol, "mallory@evil.org"))
     (tmp_path / "job" / "create" / "mallory@evil.org").mkdir()
-    claims_ds = tmp_path / "job" / "create" / "mallory@evil.org" / "c.request"
-    claims_ds.write_text(sender_request(protocol, "ds@openmined.org").dumps())
+    claims_ds = write_named(tmp_path / "job" / "create" / "mallory@evil.org", sender_request(protocol, "ds@openmined.org"))
     payload = json.dumps({"sender": "ds@openmined.org", "receiver": "do1@openmined.org", "ciphertext": "x"})
-    wrapped = tmp_path / "job" / "create" / "mallory@evil.org" / "d.request"
-    wrapped.write_text(sender_request(protocol, "mallory@evil.org", payload.encode()).dumps())
+    wrapped = write_named(tmp_path / "job" / "create" / "mallory@evil.org",
+                          sender_request(protocol, "mallory@evil.org", payload.encode()))
     for path in (honest, forged, claims_ds, wrapped):
         events._SyftEvents__handle_rpc(path, None)
-    assert events.handled == ["a.request"]
+    assert events.handled == [honest.name]
 
 
 def test_a_request_is_handled_once_however_often_it_is_reported(tmp_path, protocol):
@@ -302,14 +307,12 @@ def test_a_request_is_handled_once_however_often_it_is_reported(tmp_path, protoc
     events, other_server = server2.SyftEvents(), server2.SyftEvents()
     folder = tmp_path / "job" / "create" / "ds@openmined.org"
     folder.mkdir(parents=True)
-    first, answered = folder / "a.request", folder / "b.request"
-    for path in (first, answered):
-        path.write_text(sender_request(protocol, "ds@openmined.org").dumps())
-    (folder / "b.response").write_text("{}")  # answered before this event came
+    first, answered = (write_named(folder, sender_request(protocol, "ds@openmined.org")) for _ in range(2))
+    answered.with_suffix(".response").write_text("{}")  # answered before this event came
     for path in (first, first, answered):
         events._SyftEvents__handle_rpc(path, None)
     other_server._SyftEvents__handle_rpc(first, None)  # each server remembers its own
-    assert events.handled == ["a.request"] and other_server.handled == ["a.request"]
+    assert events.handled == [first.name] and other_server.handled == [first.name]
 
 
 def test_requests_created_with_their_folders_each_reach_the_handler_once(tmp_path, protocol):
@@ -344,7 +347,7 @@ def test_requests_created_with_their_folders_each_reach_the_handler_once(tmp_pat
         for k in range(requests):
             sender = f"ds{k}@openmined.org"
             (endpoint / sender).mkdir()
-            (endpoint / sender / f"{k}.request").write_text(sender_request(protocol, sender).dumps())
+            write_named(endpoint / sender, sender_request(protocol, sender))
         deadline = time.monotonic() + 30
         while len(list(endpoint.glob("*/*.response"))) < requests and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -393,6 +396,41 @@ def test_a_request_that_lands_while_the_old_ones_are_handled_is_answered(tmp_pat
         box.stop()
     assert handled == [str(old.id), str(new.id)]
     assert (folder / f"{old.id}.response").exists() and (folder / f"{new.id}.response").exists()
+
+
+def test_a_bad_waiting_request_does_not_keep_the_server_from_starting(tmp_path, protocol):
+    """Waiting requests are handled at start now: one that cannot be (unparsable, and not named
+    by an id, so not even an error reply can be written) is logged and skipped; one whose id is
+    not its name (its reply would land elsewhere and it would be handled at every start) is
+    ignored; the good one is answered."""
+    from syft_core import Client
+    from syft_core.config import SyftClientConfig
+    from syft_event.server2 import SyftEvents
+    from syft_event.types import Request
+
+    syft_patches.install()
+    import syft_event.server2
+    syft_patches.patch_events(syft_event.server2)
+    config = SyftClientConfig(path=tmp_path / "config.json", data_dir=tmp_path, email="do1@openmined.org",
+                              server_url="http://syftbox:5001", client_url="http://localhost:7938")
+    box = SyftEvents("RDS", client=Client(config), publish_schema=False)
+    folder = box.app_rpc_dir / "job" / "create" / "ds@openmined.org"
+    folder.mkdir(parents=True)
+    (folder / "not-an-id.request").write_text("{ not json")
+    renamed, good = (sender_request(protocol, "ds@openmined.org") for _ in range(2))
+    (folder / f"{uuid.uuid4()}.request").write_text(renamed.dumps())
+    (folder / f"{good.id}.request").write_text(good.dumps())
+    handled = []
+
+    def create(request):
+        handled.append(request.id)
+        return "created"
+
+    create.__annotations__ = {"request": Request}
+    box.on_request("/job/create")(create)
+    box.start()  # raised before: the owner's RDS server died at every start
+    box.stop()
+    assert handled == [str(good.id)] and (folder / f"{good.id}.response").exists()
 
 
 def test_importing_syft_event_applies_the_sender_check():

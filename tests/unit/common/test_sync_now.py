@@ -59,16 +59,39 @@ def test_a_nudge_reaches_the_client_at_once_and_a_burst_costs_few(client_api):
     assert 2 <= len(client_api.nudges) <= 4, client_api.nudges  # coalesced, and the last write still asked
 
 
-def test_nudge_returns_at_once_when_the_client_does_not_answer(tmp_path, monkeypatch):
+def test_a_client_that_hangs_neither_holds_the_writer_nor_the_later_nudges(client_api, tmp_path, monkeypatch):
     silent = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # accepts, never answers
-    config = tmp_path / "config.json"
+    config = tmp_path / "silent.json"
     config.write_text(json.dumps({"client_url": f"http://127.0.0.1:{silent.server_address[1]}"}))
+    working = json.loads((tmp_path / "config.json").read_text())
     monkeypatch.setenv("SYFTBOX_CLIENT_CONFIG_PATH", str(config))
     start = time.monotonic()
     for _ in range(10):
         sync_now.nudge()
     assert time.monotonic() - start < 0.1
+    time.sleep(0.1)  # the sender now waits on the silent one
+    config.write_text(json.dumps(working))  # the client back
+    sync_now.nudge()
+    assert wait_for(lambda: client_api.nudges, timeout=sync_now.TIMEOUT + 3)
     silent.server_close()
+
+
+def test_a_client_without_the_route_is_reported_once(tmp_path, monkeypatch, caplog):
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    old = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=old.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{old.server_address[1]}"
+    with caplog.at_level("WARNING", logger="federation.common.sync_now"):
+        assert sync_now.send_once(url) is False and sync_now.send_once(url) is False
+    old.shutdown()
+    assert [r.getMessage() for r in caplog.records].count(
+        f"the SyftBox client at {url} does not take sync nudges (HTTP Error 404: Not Found): files wait for its loop") == 1
 
 
 def test_no_config_no_client_asked(tmp_path, monkeypatch):
