@@ -315,22 +315,28 @@ def test_a_request_is_handled_once_however_often_it_is_reported(tmp_path, protoc
     assert events.handled == [first.name] and other_server.handled == [first.name]
 
 
-def test_requests_created_with_their_folders_each_reach_the_handler_once(tmp_path, protocol):
-    """The real syft-event server and watchdog: a request written the moment its sender's folder
-    is made (as the sync client does) is reported twice now and then; it is handled once."""
-    import collections
-
+def patched_rds_events(tmp_path: Path):
+    """syft-event's real server, patched, for do1's RDS app in `tmp_path` (no sync client)."""
     from syft_core import Client
     from syft_core.config import SyftClientConfig
     from syft_event.server2 import SyftEvents
-    from syft_event.types import Request
 
     syft_patches.install()
     import syft_event.server2
     syft_patches.patch_events(syft_event.server2)
     config = SyftClientConfig(path=tmp_path / "config.json", data_dir=tmp_path, email="do1@openmined.org",
                               server_url="http://syftbox:5001", client_url="http://localhost:7938")
-    box = SyftEvents("RDS", client=Client(config), publish_schema=False)
+    return SyftEvents("RDS", client=Client(config), publish_schema=False)
+
+
+def test_requests_created_with_their_folders_each_reach_the_handler_once(tmp_path, protocol):
+    """The real syft-event server and watchdog: a request written the moment its sender's folder
+    is made (as the sync client does) is reported twice now and then; it is handled once."""
+    import collections
+
+    from syft_event.types import Request
+
+    box = patched_rds_events(tmp_path)
     calls = collections.Counter()
 
     def create(request):
@@ -361,17 +367,9 @@ def test_a_request_that_lands_while_the_old_ones_are_handled_is_answered(tmp_pat
     """A request there before the server started (syft-event skipped those of two-level
     endpoints such as syft-rds's) and one that lands while it is handled (syft-event listed the
     pending ones, then started watching) are both answered, once."""
-    from syft_core import Client
-    from syft_core.config import SyftClientConfig
-    from syft_event.server2 import SyftEvents
     from syft_event.types import Request
 
-    syft_patches.install()
-    import syft_event.server2
-    syft_patches.patch_events(syft_event.server2)
-    config = SyftClientConfig(path=tmp_path / "config.json", data_dir=tmp_path, email="do1@openmined.org",
-                              server_url="http://syftbox:5001", client_url="http://localhost:7938")
-    box = SyftEvents("RDS", client=Client(config), publish_schema=False)
+    box = patched_rds_events(tmp_path)
     folder = box.app_rpc_dir / "job" / "create" / "ds@openmined.org"
     folder.mkdir(parents=True)
     old, new = (sender_request(protocol, "ds@openmined.org") for _ in range(2))
@@ -403,17 +401,9 @@ def test_a_bad_waiting_request_does_not_keep_the_server_from_starting(tmp_path, 
     by an id, so not even an error reply can be written) is logged and skipped; one whose id is
     not its name (its reply would land elsewhere and it would be handled at every start) is
     ignored; the good one is answered."""
-    from syft_core import Client
-    from syft_core.config import SyftClientConfig
-    from syft_event.server2 import SyftEvents
     from syft_event.types import Request
 
-    syft_patches.install()
-    import syft_event.server2
-    syft_patches.patch_events(syft_event.server2)
-    config = SyftClientConfig(path=tmp_path / "config.json", data_dir=tmp_path, email="do1@openmined.org",
-                              server_url="http://syftbox:5001", client_url="http://localhost:7938")
-    box = SyftEvents("RDS", client=Client(config), publish_schema=False)
+    box = patched_rds_events(tmp_path)
     folder = box.app_rpc_dir / "job" / "create" / "ds@openmined.org"
     folder.mkdir(parents=True)
     (folder / "not-an-id.request").write_text("{ not json")
