@@ -132,6 +132,12 @@ def syft_log_level(default: str) -> str:
     return _raw("SYFT_LOG_LEVEL") or default
 
 
+def syft_client_config() -> Path | None:
+    """SYFTBOX_CLIENT_CONFIG_PATH: the SyftBox client config the syft libraries use in this
+    process (the role's main sets it; a confined job and the host tests have none)."""
+    return _optional_path("SYFTBOX_CLIENT_CONFIG_PATH")
+
+
 def health_file() -> Path:
     return Path(_raw("HEALTH_FILE") or "/tmp/federation-health.json")
 

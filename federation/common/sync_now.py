@@ -3,7 +3,7 @@
 Every file hop waits for the writer's sync loop (0.5 s here) before the upload. After syft-rpc
 writes a request or a response (`SyftMessage.dump`, patched in `syft_patches`), `nudge()` asks
 the party's own client, at its local API (`POST /sync/now`, which the launcher adds), to run its
-next pass at once. The client is found through `SYFTBOX_CLIENT_CONFIG_PATH` (its `client_url`);
+next pass at once. The client is found through `SYFTBOX_CLIENT_CONFIG_PATH` (settings; its `client_url`);
 where that is unset (a confined job, a unit test) nothing is asked. One daemon thread sends the
 nudges, so a writer never waits on it, and a burst of writes (a round to eight owners) costs one
 request or two. A client that does not answer is left alone: its loop syncs anyway.
@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import urllib.error
 import urllib.request
+
+from federation.common import settings
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,11 @@ _sender: threading.Thread | None = None
 
 def client_url() -> str | None:
     """The local API of this party's SyftBox client, from its config; None if there is none."""
-    config = os.environ.get("SYFTBOX_CLIENT_CONFIG_PATH")
-    if not config:
+    config = settings.syft_client_config()
+    if config is None:
         return None
     try:
-        url = json.loads(open(config).read()).get("client_url")
+        url = json.loads(config.read_text()).get("client_url")
     except (OSError, ValueError, AttributeError):
         return None
     return url.rstrip("/") if isinstance(url, str) and url.startswith("http://") else None
@@ -69,7 +70,7 @@ def _send_forever() -> None:
 def nudge() -> None:
     """Ask for a sync pass soon; returns at once."""
     global _sender
-    if not os.environ.get("SYFTBOX_CLIENT_CONFIG_PATH"):
+    if settings.syft_client_config() is None:
         return
     _wanted.set()
     if _sender is None or not _sender.is_alive():
