@@ -151,15 +151,16 @@ def patch_events(server2) -> None:
         try:
             request = request_cls.load(path)
         except Exception:  # unreadable or gone: the original answers or ignores it
-            return handle(self, path, func)
-        folder = path.parent.name.lower()
-        if claimed_senders(request) != {folder}:
-            log.warning("ignored request %s: it claims to be from %s but sits in the folder of %s",
-                        path, ", ".join(sorted(claimed_senders(request))), folder)
-            return None
-        if str(request.id) != path.stem:  # its reply would go elsewhere: handled again at each start
-            log.warning("ignored request %s: its id is %s", path, request.id)
-            return None
+            request = None
+        if request is not None:
+            folder = path.parent.name.lower()
+            if claimed_senders(request) != {folder}:
+                log.warning("ignored request %s: it claims to be from %s but sits in the folder of %s",
+                            path, ", ".join(sorted(claimed_senders(request))), folder)
+                return None
+            if str(request.id) != path.stem:  # its reply would go elsewhere: handled again at each start
+                log.warning("ignored request %s: its id is %s", path, request.id)
+                return None
         with handling_lock(self):  # one at a time, as syft-event's one watcher thread did
             return handle(self, path, func)
 
