@@ -22,6 +22,10 @@ long gone, made each later write larger: 975 statuses for 107 files, 363 KB, aft
 And one addition (always on): `POST /sync/now` on the client's local API wakes its sync loop, so
 a file written goes up at once instead of at the next loop (the app side asks after every
 message it writes: `federation/common/sync_now.py`). Nudges during a pass make one more pass.
+The loop is also woken when the server says a file changed: a thread holds the server's
+`GET /sync/changes` open (the guard's addition, `federation/sync_server/guard.py`), so a file
+another party wrote comes down at once instead of at the next loop. Against a server without it
+(404) the thread stops and the loop polls as before.
 syftbox 0.4.0 also retried a failed pass at once, in a tight loop; it now waits an interval.
 
     python syftbox_launcher.py [--sync-interval S] client --config ... --email ... [syftbox client options]
@@ -103,8 +107,13 @@ def _patch_forget_deleted() -> None:
     state_cls.load = load_trimmed
 
 
+CHANGES = "/sync/changes"
+CHANGES_WAIT = 20.0  # seconds the server holds a request; it answers at once when a file changes
+
+
 def _patch_sync_now() -> None:
     import threading
+    import time
 
     from fastapi import Depends
     from loguru import logger
@@ -120,6 +129,29 @@ def _patch_sync_now() -> None:
         event = getattr(self, "_federation_wake", None)
         if event is not None:  # not syncing yet: its first pass comes anyway
             event.set()
+
+    def watch_changes(self) -> None:
+        """Wake the loop whenever the server's change token moves (a long poll)."""
+        seen = None
+        while not self.is_stop_requested:
+            try:
+                response = self.context.client.conn.get(
+                    CHANGES, params={"since": seen or "", "wait": CHANGES_WAIT}, timeout=CHANGES_WAIT + 15)
+            except Exception as e:  # the server restarts, the network drops: poll meanwhile
+                logger.debug(f"waiting for changes failed: {e}")
+                time.sleep(max(self.sync_interval, 1.0))
+                continue
+            if response.status_code == 404:
+                logger.warning("the server has no /sync/changes: syncing every interval only")
+                return
+            if response.status_code != 200:
+                logger.debug(f"waiting for changes: HTTP {response.status_code}")
+                time.sleep(max(self.sync_interval, 1.0))
+                continue
+            token = response.json().get("changes")
+            if token != seen:
+                self.wake()
+            seen = token
 
     def start(self) -> None:
         self._federation_wake = threading.Event()
@@ -141,14 +173,17 @@ def _patch_sync_now() -> None:
         self.is_stop_requested = False
         self.thread = threading.Thread(target=loop, daemon=True)
         self.thread.start()
-        logger.info(f"Sync started, syncing every {self.sync_interval} seconds and on POST /sync/now")
+        self._federation_watcher = threading.Thread(target=self.watch_changes, daemon=True)
+        self._federation_watcher.start()
+        logger.info(f"Sync started, syncing every {self.sync_interval} seconds, on POST /sync/now "
+                    "and when the server reports a change")
 
     def sync_now(sync_manager=Depends(sync_router.get_sync_manager)) -> dict:
         sync_manager.wake()
         return {"sync": "soon"}
 
     start._wakes_on_request = True
-    manager_cls.start, manager_cls.wake = start, wake
+    manager_cls.start, manager_cls.wake, manager_cls.watch_changes = start, wake, watch_changes
     sync_router.router.add_api_route("/now", sync_now, methods=["POST"])  # before the app includes it
 
 

@@ -14,12 +14,22 @@ guard in front of it adds what 0.4.0 lacks for a network whose operator hands ou
   applied such a rule written for every user (`user: "*"`) to everyone, so every party saw the
   names of every other party's RPC requests and code files (not their content).
 
+And one addition: `GET /sync/changes?since=TOKEN&wait=SECONDS` (a token needed, like every
+`/sync/` path) answers a change token as soon as it differs from `since`, or after `wait` seconds
+(at most 30). The token changes after every write (`/sync/create`, `/sync/apply_diff`,
+`/sync/delete`), so a client that holds this request open learns of a new file at once instead of
+at its next poll (`syftbox_launcher.py` does). It says only that something changed, not what or
+where: what a party may read is still only what `/sync/datasite_states` lists for it.
+
     python guard.py --data-folder DIR --port 5001 --cert server.pem --key server.key
 """
 
+import asyncio
 import json
 import os
 import sys
+import uuid
+from urllib.parse import parse_qs
 
 # Run as a script, this file's folder would come first on sys.path and shadow packages.
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
@@ -28,6 +38,9 @@ OPEN = ("/", "/info")
 SYNC = "/sync/"  # every sync endpoint: a token
 WITH_TOKEN = ("/auth/whoami", "/register", "/log_event")
 NEVER = ("/auth/request_email_token", "/auth/validate_email_token")
+CHANGES = "/sync/changes"
+WRITES = ("/sync/create", "/sync/apply_diff", "/sync/delete")
+LONGEST_WAIT = 30.0
 
 
 def decide(path, authorization, verify, revoked):
@@ -99,11 +112,64 @@ class Revocations:
         return self.value
 
 
-class Guard:
-    """ASGI middleware: answers refused requests itself, passes the rest to the server."""
+class Changes:
+    """A token that changes after every write; waiters learn of it at once. Used from the server's
+    event loop only. The token starts with this process's own id, so a restarted server never
+    hands out a token a client saw before its restart."""
 
-    def __init__(self, app, verify, revocations):
+    def __init__(self):
+        self.boot, self.count = uuid.uuid4().hex[:12], 0
+        self._changed = None  # an asyncio.Event made in the loop that waits on it
+
+    @property
+    def token(self):
+        return f"{self.boot}-{self.count}"
+
+    def bump(self):
+        self.count += 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def wait(self, since, seconds):
+        """The token once it differs from `since`, or after `seconds`."""
+        if since != self.token or seconds <= 0:
+            return self.token
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._changed.wait(), min(seconds, LONGEST_WAIT))
+        except asyncio.TimeoutError:
+            pass
+        return self.token
+
+
+def _wait_arguments(query_string):
+    """(since, seconds) from `since=...&wait=...`; a bad or missing wait is no wait."""
+    query = parse_qs(query_string.decode("latin-1"))
+    since = (query.get("since") or [""])[0]
+    try:
+        seconds = float((query.get("wait") or ["0"])[0])
+    except ValueError:
+        seconds = 0.0
+    return since, seconds if seconds == seconds else 0.0  # NaN is no wait
+
+
+async def _answer(send, status, payload):
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    """ASGI middleware: answers refused requests and `/sync/changes` itself, passes the rest to
+    the server, and marks every write as a change."""
+
+    def __init__(self, app, verify, revocations, changes=None):
         self.app, self.verify, self.revocations = app, verify, revocations
+        self.changes = changes or Changes()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -111,11 +177,17 @@ class Guard:
             refusal = decide(scope["path"], headers.get("authorization", ""), self.verify, self.revocations.get())
             if refusal:
                 status, detail = refusal
-                body = json.dumps({"detail": detail}).encode()
-                await send({"type": "http.response.start", "status": status,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
+                await _answer(send, status, {"detail": detail})
+                return
+            if scope["path"] == CHANGES:
+                since, seconds = _wait_arguments(scope.get("query_string", b""))
+                await _answer(send, 200, {"changes": await self.changes.wait(since, seconds)})
+                return
+            if scope["path"] in WRITES:
+                try:
+                    await self.app(scope, receive, send)
+                finally:  # a refused write marks a change too: a needless pass costs little
+                    self.changes.bump()
                 return
         await self.app(scope, receive, send)
 
@@ -153,8 +225,9 @@ def main(argv):
         return jwt.decode(token, secret, algorithms=["HS256"])
 
     guarded = Guard(app, verify, Revocations(args.revoked_file))
+    # Clients hold `/sync/changes` open for up to 30 s: at shutdown, wait 2 s for requests, not 30.
     uvicorn.run(guarded, host="0.0.0.0", port=args.port, log_level="warning",
-                ssl_certfile=args.cert, ssl_keyfile=args.key)
+                ssl_certfile=args.cert, ssl_keyfile=args.key, timeout_graceful_shutdown=2)
     return 0
 
 

@@ -1,6 +1,7 @@
 """The SyftBox client as the image runs it (syftbox 0.4.0 in its own venv, through
 federation/common/syftbox_launcher.py): a new file rewritten between its hash and its upload,
-the saved sync state of files deleted on both sides, and the nudge that runs a pass at once.
+the saved sync state of files deleted on both sides, the nudge that runs a pass at once, and the
+server's change token that wakes a waiting client.
 
 syft-rds creates a job record and rewrites it twice within a second. Unpatched, the client
 recorded the hash it took before the upload as what the server holds, so the record's next
@@ -98,13 +99,16 @@ print(json.dumps({"unpatched": unpatched, "patched": patched, "legacy": sorted(m
 """
 
 
-WAKE = LAUNCHER + r"""
+# A sync loop whose pass only counts, talking to `server` (a TestClient): no files.
+LOOP = LAUNCHER + r"""
 import threading, time
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from syftbox.client.plugins.sync import manager
 from syftbox.client.routers import sync_router
+
+NO_CHANGES = TestClient(FastAPI())  # a server without /sync/changes: 404
 
 
 def api(sync_manager) -> TestClient:
@@ -114,11 +118,11 @@ def api(sync_manager) -> TestClient:
     return TestClient(app)
 
 
-def a_loop(seconds: float):
-    # A SyncManager whose pass only counts: no server, no files.
+def a_loop(seconds: float, server=NO_CHANGES):
     sync = manager.SyncManager.__new__(manager.SyncManager)
     sync.sync_interval, sync.is_stop_requested, sync.thread = seconds, False, None
     sync.last_health_check, sync.health_check_interval = time.time(), 300.0
+    sync.context = SimpleNamespace(client=SimpleNamespace(conn=server))
     sync.passes = []
     sync.run_single_thread = lambda: sync.passes.append(time.monotonic())
     return sync
@@ -129,8 +133,9 @@ def wait(check, timeout):
     while not check() and time.monotonic() < deadline:
         time.sleep(0.01)
     return check()
+"""
 
-
+WAKE = LOOP + r"""
 before = api(a_loop(30)).post("/sync/now").status_code  # syftbox 0.4.0: no such route
 launcher._patch_sync_now()
 launcher._patch_sync_now()  # once
@@ -146,6 +151,45 @@ time.sleep(0.3)
 sync.stop()
 print(json.dumps({"before": before, "early": early, "status": answer.status_code, "after": after,
                   "passes": len(sync.passes), "routes": sum(r.path == "/now" for r in sync_router.router.routes)}))
+"""
+
+# The guard (the sync server's front) with a stand-in for the legacy server's write endpoint.
+CHANGES = LOOP + r"""
+import jwt
+
+guard_path = glob.glob("/opt/app/lib/python3*/site-packages/federation/sync_server/guard.py")[0]
+spec = importlib.util.spec_from_file_location("guard", guard_path)
+guard = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(guard)
+
+legacy = FastAPI()
+legacy.post("/sync/create")(lambda: {})
+SECRET = "s3cret"
+token = jwt.encode({"type": "access_token", "email": "do1@openmined.org", "iat": time.time()}, SECRET)
+front = guard.Guard(legacy, lambda t: jwt.decode(t, SECRET, algorithms=["HS256"]), guard.Revocations("/nowhere"))
+launcher._patch_sync_now()
+with TestClient(front, headers={"Authorization": f"Bearer {token}"}) as server:
+    sync = a_loop(30, server)
+    sync.start()
+    # its first pass, and one more for the watcher's first answer unless that came first
+    wait(lambda: len(sync.passes) >= 1, 5)
+    time.sleep(0.5)
+    quiet = len(sync.passes)  # a 30 s loop, nothing written: no pass
+    asked = time.monotonic()
+    written = server.post("/sync/create").status_code  # another party's upload
+    woke = wait(lambda: len(sync.passes) == quiet + 1, 5)
+    after = sync.passes[-1] - asked if woke else None
+    watching = sync._federation_watcher.is_alive()
+    sync.stop()
+
+old_server = a_loop(30)  # a server without the route: the watcher stops, the loop goes on
+old_server.start()
+stopped = wait(lambda: not old_server._federation_watcher.is_alive(), 5)
+old_server.wake()
+polled = wait(lambda: len(old_server.passes) == 2, 5)
+old_server.stop()
+print(json.dumps({"quiet": quiet, "written": written, "after": after, "watching": watching,
+                  "stopped": stopped, "polled": polled}))
 """
 
 
@@ -174,6 +218,14 @@ def test_a_file_deleted_on_both_sides_leaves_no_status_in_the_saved_state(stack)
     assert result["patched"] == [public], result
     # and a state an older client saved loses its deleted files' statuses when loaded
     assert result["legacy"] == [public], result
+
+
+def test_a_write_on_the_server_wakes_a_waiting_client_at_once(stack):
+    result = in_syftbox_venv(CHANGES)
+    assert result["written"] == 200 and result["quiet"] in (1, 2) and result["watching"], result
+    # a 30 s loop: another party's write brought the next pass within a fraction of a second
+    assert result["after"] is not None and result["after"] < 0.5, result
+    assert result["stopped"] and result["polled"], result  # an older server: polling only, no error
 
 
 def test_a_nudge_on_the_local_api_runs_the_next_sync_pass_at_once(stack):

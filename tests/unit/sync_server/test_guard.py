@@ -100,3 +100,98 @@ def test_revocations_are_read_again_when_the_file_changes(tmp_path):
     assert revocations.get() == {"do1@openmined.org": 5.0}
     path.write_text("{half")
     assert revocations.get() == {"do1@openmined.org": 5.0}
+
+
+def _request(path, token=None, query=b""):
+    headers = [(b"authorization", bearer(token).encode())] if token else []
+    return {"type": "http", "path": path, "headers": headers, "query_string": query}
+
+
+async def _call(middleware, scope):
+    """What the middleware answered: (status, JSON body)."""
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    await middleware(scope, None, send)
+    return sent[0]["status"], json.loads(sent[1]["body"])
+
+
+def _changes_guard(tmp_path, written):
+    async def app(scope, receive, send):
+        written.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    return guard.Guard(app, verify, guard.Revocations(str(tmp_path / "revoked.json")))
+
+
+def test_a_waiting_client_learns_of_a_write_at_once(tmp_path):
+    token = make_token(SECRET, "ds@openmined.org")
+    written = []
+    middleware = _changes_guard(tmp_path, written)
+
+    async def scenario():
+        status, first = await _call(middleware, _request("/sync/changes", token, b"since=&wait=20"))
+        assert status == 200
+        since = first["changes"]
+        waiting = asyncio.ensure_future(
+            _call(middleware, _request("/sync/changes", token, f"since={since}&wait=20".encode())))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # nothing written yet: the request is held
+        started = time.monotonic()
+        await _call(middleware, _request("/sync/create", make_token(SECRET, "do1@openmined.org")))
+        status, second = await asyncio.wait_for(waiting, 5)
+        return status, since, second["changes"], time.monotonic() - started
+
+    status, since, after, took = asyncio.run(scenario())
+    assert written == ["/sync/create"] and status == 200
+    assert after != since and took < 1.0
+
+
+@pytest.mark.parametrize("path", ["/sync/create", "/sync/apply_diff", "/sync/delete"])
+def test_every_kind_of_write_moves_the_token_and_a_read_does_not(tmp_path, path):
+    token = make_token(SECRET, "ds@openmined.org")
+    middleware = _changes_guard(tmp_path, [])
+
+    async def scenario():
+        before = (await _call(middleware, _request("/sync/changes", token)))[1]["changes"]
+        await _call(middleware, _request("/sync/datasite_states", token))
+        unchanged = (await _call(middleware, _request("/sync/changes", token)))[1]["changes"]
+        await _call(middleware, _request(path, token))
+        after = (await _call(middleware, _request("/sync/changes", token)))[1]["changes"]
+        return before, unchanged, after
+
+    before, unchanged, after = asyncio.run(scenario())
+    assert before == unchanged != after
+
+
+def test_with_nothing_written_the_wait_ends_with_the_same_token(tmp_path):
+    token = make_token(SECRET, "ds@openmined.org")
+    middleware = _changes_guard(tmp_path, [])
+
+    async def scenario():
+        since = (await _call(middleware, _request("/sync/changes", token)))[1]["changes"]
+        started = time.monotonic()
+        _, body = await _call(middleware, _request("/sync/changes", token, f"since={since}&wait=0.3".encode()))
+        return since, body["changes"], time.monotonic() - started
+
+    since, after, took = asyncio.run(scenario())
+    assert after == since and 0.25 < took < 2
+
+
+@pytest.mark.parametrize("query", [b"since=x&wait=nan", b"since=x&wait=abc", b"since=x&wait=-5", b""])
+def test_a_bad_wait_is_no_wait(tmp_path, query):
+    token = make_token(SECRET, "ds@openmined.org")
+    middleware = _changes_guard(tmp_path, [])
+    changes = middleware.changes
+    started = time.monotonic()
+    status, body = asyncio.run(_call(middleware, _request("/sync/changes", token, query.replace(b"x", changes.token.encode()))))
+    assert status == 200 and body["changes"] == changes.token and time.monotonic() - started < 1
+
+
+def test_changes_need_a_token_and_a_restarted_server_hands_out_a_new_one(tmp_path):
+    middleware = _changes_guard(tmp_path, [])
+    assert asyncio.run(_call(middleware, _request("/sync/changes")))[0] == 401
+    assert guard.Changes().token != guard.Changes().token  # a client's old token always differs
