@@ -29,6 +29,7 @@ MESSAGE_LOG = "messages.jsonl"  # in the run's folder: every message sent and an
 WORK = "server-work"  # the ServerApp's working folder; what it writes there joins the results
 COLLECTED = "server-files"  # ... under this name in RESULTS_DIR
 GO = "server-go"  # in the run's folder: the started server runs its ServerApp once this exists
+APP_IN_GO_FILE = "-"  # the server's app argument when the go file will name the app folder
 
 
 def server_rounds(app_dir: Path) -> int | None:
@@ -54,12 +55,15 @@ def server_environment(settings: ScientistSettings) -> dict[str, str]:
 
 class ServerProcess:
     """The Flower server, started ahead of its round: its process imports what the server needs
-    while the owners review the jobs (seconds of Python start-up off the run's path), and runs
-    the ServerApp once `go()` is called. `wait` follows it to its end and judges it; `stop`
-    ends it early (a run that fails before its round)."""
+    while the DS logs in, submits and the owners review the jobs (seconds of Python start-up off
+    the run's path), and runs the ServerApp once `go()` is called. `wait` follows it to its end
+    and judges it; `stop` ends it early (a run that fails before its round)."""
 
-    def __init__(self, settings: ScientistSettings, app_dir: Path, run_dir: Path, ahead: bool = True):
-        """`ahead`: it waits for `go()` (else it runs at once: nothing to overlap with)."""
+    def __init__(self, settings: ScientistSettings, app_dir: Path | None, run_dir: Path, ahead: bool = True):
+        """`ahead`: it waits for `go()` (else it runs at once: nothing to overlap with); the app
+        may then be named by `go(app_dir)`, once it is bootstrapped."""
+        if app_dir is None and not ahead:
+            raise ValueError("a server that runs at once needs its app folder")
         self.settings, self.app_dir = settings, app_dir
         self.server_log, self.messages, self.work = run_dir / "server.log", run_dir / MESSAGE_LOG, run_dir / WORK
         self.go_file = run_dir / GO
@@ -70,13 +74,20 @@ class ServerProcess:
         waits = [str(self.go_file), str(os.getpid())] if ahead else []
         with open(self.server_log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "federation.scientist.logged_server", str(app_dir), str(self.messages), *waits],
+                [sys.executable, "-m", "federation.scientist.logged_server", str(app_dir or APP_IN_GO_FILE),
+                 str(self.messages), *waits],
                 cwd=self.work, env=server_environment(settings), stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.went = self.collected = False
 
-    def go(self) -> None:
-        self.go_file.touch()
+    def go(self, app_dir: Path | None = None) -> None:
+        """Run the ServerApp of `app_dir` (or of the folder it was started with)."""
+        self.app_dir = app_dir or self.app_dir
+        if self.app_dir is None:
+            raise ValueError("go() needs the app folder: the server was started without one")
+        pending = self.go_file.with_suffix(".pending")  # the server reads the go file whole
+        pending.write_text(str(self.app_dir))
+        os.replace(pending, self.go_file)
         self.went = True
 
     def stop(self) -> None:

@@ -2,6 +2,8 @@
 
     python -m federation.scientist.logged_server <bootstrapped app> <message log> [<go file> <run's pid>]
 
+With `-` as the app, the go file names the app folder (the server starts before it is bootstrapped).
+
 With a go file, it imports what a server needs first and waits for that file before it runs
 `main.py` (or ends, once the run that started it is gone): the workflow starts it while the
 owners review the jobs.
@@ -34,7 +36,7 @@ def warm_up() -> None:
 
 
 def main(argv: list[str]) -> int:
-    app_dir, log_path = Path(argv[0]).resolve(), Path(argv[1])
+    app_arg, log_path = argv[0], Path(argv[1])
     from syft_flwr import grid
 
     install(grid, MessageLog(log_path))
@@ -47,6 +49,9 @@ def main(argv: list[str]) -> int:
             if os.getppid() != parent:  # the DS's run is gone without a word: nobody will say go
                 return 1
             time.sleep(GO_POLL)
+        if app_arg == "-":
+            app_arg = go.read_text().strip()
+    app_dir = Path(app_arg).resolve()
     sys.argv = [str(app_dir / "main.py")]
     runpy.run_path(str(app_dir / "main.py"), run_name="__main__")
     return 0

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable
 
 from federation.common import health
 from federation.common.kit import KitError, load_kit
@@ -68,11 +68,9 @@ def new_run_dir(settings: ScientistSettings) -> Path:
 
 
 def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: list[OwnerSession],
-                       run: RunLog | None = None, resume: bool = False,
-                       before_submit: Callable[[Path], object] = lambda app_dir: None) -> Path:
-    """Steps 1–6: log in, explore, bootstrap, submit (or, with `resume`, find the earlier
-    submission); returns the bootstrapped app folder. `before_submit(app_dir)` runs between
-    bootstrap and submit."""
+                       run: RunLog | None = None, resume: bool = False, run_dir: Path | None = None) -> Path:
+    """Steps 1–6: log in, explore, bootstrap (into `run_dir`, else a new run folder), submit
+    (or, with `resume`, find the earlier submission); returns the bootstrapped app folder."""
     timed = run.step if run is not None else (lambda name: nullcontext())
     with timed("login"):
         for_each(owners, login, sync, settings)
@@ -81,8 +79,7 @@ def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: li
     app_dir = resume_submission(settings, owners) if resume else None
     if app_dir is None:
         with timed("bootstrap"):
-            app_dir = bootstrap(settings, new_run_dir(settings))
-        before_submit(app_dir)
+            app_dir = bootstrap(settings, run_dir or new_run_dir(settings))
         with timed("submit"):
             for_each(owners, submit, settings, app_dir)
         if resume:
@@ -91,18 +88,22 @@ def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: li
 
 
 def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> None:
-    """Every step of one run, recorded in `run` as it goes. The Flower server starts as soon as
-    the app is bootstrapped and imports what it needs while the jobs are submitted and reviewed;
-    it runs its round once every owner's job runs."""
+    """Every step of one run, recorded in `run` as it goes. The Flower server starts first and
+    imports what it needs while the DS logs in, the jobs are submitted and reviewed; it runs its
+    round once every owner's job runs."""
     owners = [OwnerSession(e) for e in settings.datasites]
     watch = Watch(run, owners, Progress(settings.datasites, logging.getLogger("federation.progress").info))
     watch.record()
     servers: list[ServerProcess] = []  # the one started for this run, stopped however it ends
     rounds = []
     try:
-        app_dir = prepare_and_submit(settings, sync, owners, run, resume=True,
-                                     before_submit=lambda d: servers.append(ServerProcess(settings, d, d.parent)))
+        run_dir = new_run_dir(settings)
+        servers.append(ServerProcess(settings, None, run_dir))  # told its app by go()
+        app_dir = prepare_and_submit(settings, sync, owners, run, resume=True, run_dir=run_dir)
         run.record.resumed = "submit" not in run.record.steps
+        if app_dir.parent != run_dir:  # an earlier submission resumed: its server runs in its own folder
+            servers.pop().stop()
+            shutil.rmtree(run_dir, ignore_errors=True)
         watch("submitted")
         mock_preview = start_mock_preview(settings, owners)
         with run.step("approval"):
@@ -111,7 +112,7 @@ def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> Non
             servers.append(ServerProcess(settings, app_dir, app_dir.parent, ahead=False))
         try:
             with run.step("server"):
-                servers[0].go()
+                servers[0].go(app_dir)
                 rounds = servers[0].wait(watch.server_tick)
         finally:
             run.record.replies = [r.to_json() for r in rounds or read_rounds(app_dir.parent / MESSAGE_LOG)]

@@ -94,6 +94,30 @@ def test_a_server_started_ahead_runs_its_server_app_only_once_told_to(tmp_path):
     assert "ran" in (s.results_dir / "server.log").read_text()
 
 
+def test_a_server_started_before_its_app_exists_runs_the_app_go_names(tmp_path):
+    s, app = fake_server(tmp_path, "import pathlib, sys\npathlib.Path('ran').write_text(sys.argv[0])\n")
+    server = ServerProcess(s, None, app.parent)  # started first: the app is bootstrapped later
+    try:
+        server.go(app)
+        assert server.wait() == []
+    finally:
+        server.stop()
+    assert (s.results_dir / "server-files" / "ran").read_text() == str(app.resolve() / "main.py")
+
+
+def test_a_server_without_its_app_cannot_run_at_once_or_go_unnamed(tmp_path):
+    s, app = fake_server(tmp_path, "print('ran')\n")
+    with pytest.raises(ValueError, match="needs its app folder"):
+        ServerProcess(s, None, app.parent, ahead=False)
+    server = ServerProcess(s, None, app.parent)
+    try:
+        with pytest.raises(ValueError, match="needs the app folder"):
+            server.go()
+        assert not server.went and not server.go_file.exists()
+    finally:
+        server.stop()
+
+
 def test_a_server_stopped_before_its_round_leaves_no_results(tmp_path):
     s, app = fake_server(tmp_path, "import pathlib\npathlib.Path('ran').write_text('yes')\n")
     server = ServerProcess(s, app, app.parent)
