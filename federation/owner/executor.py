@@ -17,10 +17,19 @@ a `stop` file asks it to end. Here the job (the harness, `federation.owner.harne
 - the highest OOM score, so a memory bomb is what the kernel kills, not this supervisor.
 When it ends, every other process in the container is killed (a job may leave its session).
 `run/status.json` then says how it ended.
+
+The next job's harness is started ahead (`WarmHarness`), once the last job's processes are gone:
+it imports Flower, syft_flwr, numpy and pandas (about 2 s) and waits, knowing no job, until the
+executor hands it one. It starts with the same limits as a job, in no job's folder and with no
+writable folder on its import path (`python -P`, working folder `/`), so nothing a job left in
+`/tmp` can reach the next job's imports; it then takes the job's environment, folder and logs
+exactly as a fresh start would have them. One warm harness serves one job; a dead one is
+replaced by a fresh start.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import resource
@@ -112,17 +121,52 @@ def harness_command(job_dir: Path) -> list[str]:
     return [sys.executable, "-m", "federation.owner.harness", str(job_dir)]
 
 
-def run_job(job_dir: Path, spec: dict, disk_mb: float, file_mb: float, command=harness_command) -> dict:
+def warm_harness_command() -> list[str]:
+    return [sys.executable, "-P", "-m", "federation.owner.harness", "--warm"]
+
+
+class WarmHarness:
+    """A harness started before its job: it imports what ClientApps need, then reads its job
+    (folder and environment, one JSON line) from its stdin (`federation.owner.harness --warm`)."""
+
+    def __init__(self, file_mb: float, command=warm_harness_command):
+        self.proc = subprocess.Popen(
+            command(), cwd="/", env=settings.job_environment(Path("/nonexistent")) | {"HOME": "/nonexistent"},
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_limit_child(int(file_mb * 2**20)))
+
+    def hand(self, job_dir: Path, env: dict[str, str]) -> subprocess.Popen | None:
+        """The process now running `job_dir`, or None when this one can no longer take it
+        (it died): the job then starts fresh."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(json.dumps({"job_dir": str(job_dir), "env": env}).encode() + b"\n")
+                self.proc.stdin.close()
+                return self.proc
+            except OSError:  # it died meanwhile
+                pass
+        self.discard()
+        return None
+
+    def discard(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def run_job(job_dir: Path, spec: dict, disk_mb: float, file_mb: float, command=harness_command,
+            warm: WarmHarness | None = None) -> dict:
     """Run one job to its end; the status it ended with. `command(job_dir)`: what runs (the
-    harness; tests run a plain script)."""
+    harness; tests run a plain script), unless `warm`, a harness started ahead, takes it."""
     run = job_dir / "run"
     started = time.time()
     env = settings.job_environment(job_dir)
-    cmd = command(job_dir)
     atomic_write_json(run / "status.json", {"state": "running", "started": started})
-    with open(run / "stdout.log", "ab") as out, open(run / "stderr.log", "ab") as err:
-        proc = subprocess.Popen(cmd, cwd=job_dir / "code", env=env, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, preexec_fn=_limit_child(int(file_mb * 2**20)))
+    proc = warm.hand(job_dir, env) if warm is not None else None
+    if proc is None:
+        with open(run / "stdout.log", "ab") as out, open(run / "stderr.log", "ab") as err:
+            proc = subprocess.Popen(command(job_dir), cwd=job_dir / "code", env=env, stdout=out, stderr=err,
+                                    stdin=subprocess.DEVNULL, preexec_fn=_limit_child(int(file_mb * 2**20)))
     reason = None
     timeout = float(spec.get("timeout", 600))
     writable = [job_dir / name for name in WRITABLE]
@@ -202,23 +246,39 @@ def pending(jobs: Path) -> list[Path]:
 
 
 def serve(jobs: Path, disk_mb: float, file_mb: float, command=harness_command,
-          running=lambda: True) -> None:
-    """Run the jobs that arrive under `jobs`, one at a time, while `running()`."""
-    while running():
-        if os.getpid() == 1:
-            reap()
-        for job_dir in pending(jobs):
-            spec = read_json(job_dir / "spec.json") or {}
-            try:
-                run_job(job_dir, spec, disk_mb, file_mb, command)
-            except OSError as e:  # a job folder it cannot use: say so, serve the next
-                log.error("job %s: %s", job_dir.name, e)
-                try:
-                    atomic_write_json(job_dir / "run" / "status.json", {"state": "done", "code": None,
-                                                                        "reason": f"the executor could not run it: {e}"})
-                except OSError:
-                    pass
-        time.sleep(POLL)
+          running=lambda: True, warm_command=None) -> None:
+    """Run the jobs that arrive under `jobs`, one at a time, while `running()`. With
+    `warm_command`, each job's harness is started ahead (`WarmHarness`) once the last job ended."""
+    warm = None
+    try:
+        while running():
+            if warm is None and warm_command is not None:
+                warm = WarmHarness(file_mb, warm_command)
+            if os.getpid() == 1:
+                reap()  # a warm harness that died is reaped too: replaced at its job
+            for job_dir in pending(jobs):
+                _serve_one(job_dir, disk_mb, file_mb, command, warm)
+                warm = None  # it ran this job (or died): a new one after this job's cleanup
+                break  # (re)start one before the next job
+            time.sleep(POLL)
+    finally:
+        if warm is not None:
+            warm.discard()
+
+
+def _serve_one(job_dir: Path, disk_mb: float, file_mb: float, command, warm: WarmHarness | None) -> None:
+    spec = read_json(job_dir / "spec.json") or {}
+    try:
+        run_job(job_dir, spec, disk_mb, file_mb, command, warm)
+    except OSError as e:  # a job folder it cannot use: say so, serve the next
+        log.error("job %s: %s", job_dir.name, e)
+        if warm is not None:  # it may not have taken the job: never leave it waiting
+            warm.discard()
+        try:
+            atomic_write_json(job_dir / "run" / "status.json", {"state": "done", "code": None,
+                                                                "reason": f"the executor could not run it: {e}"})
+        except OSError:
+            pass
 
 
 def main() -> int:
@@ -229,5 +289,5 @@ def main() -> int:
     health.report("ready", f"jobs from {config.jobs_dir}")
     log.info("executor: jobs from %s, %g MiB disk and %g MiB per file per job", config.jobs_dir,
              config.disk_mb, config.file_mb)
-    serve(config.jobs_dir, config.disk_mb, config.file_mb)
+    serve(config.jobs_dir, config.disk_mb, config.file_mb, warm_command=warm_harness_command)
     return 0
