@@ -27,6 +27,7 @@ import traceback
 from pathlib import Path
 
 from federation.common.files import atomic_write
+from federation.common.processes import exit_without_teardown
 from federation.common.settings import log_level
 
 log = logging.getLogger("federation.harness")
@@ -131,4 +132,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_without_teardown(main(sys.argv[1:]))

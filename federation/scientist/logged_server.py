@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from federation.common.processes import exit_without_teardown
 from federation.scientist.replies import MessageLog, install
 
 # What syft_flwr's main.py and most ServerApps import: seconds of start-up, done while waiting.
@@ -58,4 +59,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_without_teardown(main(sys.argv[1:]))

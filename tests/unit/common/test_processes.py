@@ -52,3 +52,17 @@ def test_a_child_out_of_time_is_stopped_with_all_it_started(tmp_path):
     assert code is None and left == set()
     assert time.monotonic() - started < 30
     assert log.read_text() == "started\n"
+
+
+def test_a_quick_exit_keeps_the_exit_code_the_threads_and_the_atexit_work(tmp_path):
+    script = ("import atexit, pathlib, sys, threading, time\n"
+              "from federation.common.processes import exit_without_teardown\n"
+              "atexit.register(lambda: pathlib.Path('atexit').write_text('done'))\n"
+              "def late():\n    time.sleep(0.3)\n    pathlib.Path('thread').write_text('done')\n"
+              "threading.Thread(target=late).start()\n"
+              "print('buffered', end='')\n"
+              "exit_without_teardown(7)\n")
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                         env={"PATH": os.environ["PATH"]})
+    assert run.returncode == 7 and run.stdout == "buffered", run
+    assert (tmp_path / "thread").read_text() == "done" and (tmp_path / "atexit").read_text() == "done"

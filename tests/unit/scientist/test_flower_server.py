@@ -105,6 +105,17 @@ def test_a_server_started_before_its_app_exists_runs_the_app_go_names(tmp_path):
     assert (s.results_dir / "server-files" / "ran").read_text() == str(app.resolve() / "main.py")
 
 
+def test_the_servers_quick_exit_still_waits_for_the_apps_threads_and_atexit_work(tmp_path):
+    main_py = ("import atexit, pathlib, threading, time\n"
+               "atexit.register(lambda: pathlib.Path('atexit').write_text('done'))\n"
+               "def late():\n    time.sleep(0.5)\n    pathlib.Path('thread').write_text('done')\n"
+               "threading.Thread(target=late).start()\n")
+    s, app = fake_server(tmp_path, main_py)
+    assert run_server(s, app, app.parent) == []
+    collected = s.results_dir / "server-files"
+    assert (collected / "thread").read_text() == "done" and (collected / "atexit").read_text() == "done"
+
+
 def test_a_server_without_its_app_cannot_run_at_once_or_go_unnamed(tmp_path):
     s, app = fake_server(tmp_path, "print('ran')\n")
     with pytest.raises(ValueError, match="needs its app folder"):
