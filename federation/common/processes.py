@@ -13,6 +13,7 @@ took about a second on the run's path, after everything the child had to do was 
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import signal
 import subprocess
@@ -91,11 +92,10 @@ def exit_without_teardown(code: int) -> None:
     loaded: the program's own (non-daemon) threads are waited for and its atexit work is done
     first, as at a normal exit. Only after a normal return: an exception or sys.exit() ends the
     usual way."""
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    threading._shutdown()  # what the interpreter's exit does first: thread pools' hooks, then joins
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
+    gc.collect()  # finalizers of what is left in cycles (an unclosed file's buffer, say)
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         try:
             stream.flush()
         except (OSError, ValueError):

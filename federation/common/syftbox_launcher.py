@@ -133,22 +133,20 @@ def _patch_sync_now() -> None:
     def watch_changes(self) -> None:
         """Wake the loop whenever the server's change token moves (a long poll)."""
         seen = None
-        while not self.is_stop_requested:
+        # ends with the loop it wakes (stopped, or ended by a fatal sync error)
+        while not self.is_stop_requested and (self.thread is None or self.thread.is_alive()):
             try:
                 response = self.context.client.conn.get(
                     CHANGES, params={"since": seen or "", "wait": CHANGES_WAIT}, timeout=CHANGES_WAIT + 15)
-            except Exception as e:  # the server restarts, the network drops: poll meanwhile
+                if response.status_code == 404:
+                    logger.warning("the server has no /sync/changes: syncing every interval only")
+                    return
+                response.raise_for_status()
+                token = response.json()["changes"]
+            except Exception as e:  # the server restarts, the network drops, a bad answer: poll meanwhile
                 logger.debug(f"waiting for changes failed: {e}")
                 time.sleep(max(self.sync_interval, 1.0))
                 continue
-            if response.status_code == 404:
-                logger.warning("the server has no /sync/changes: syncing every interval only")
-                return
-            if response.status_code != 200:
-                logger.debug(f"waiting for changes: HTTP {response.status_code}")
-                time.sleep(max(self.sync_interval, 1.0))
-                continue
-            token = response.json().get("changes")
             if token != seen:
                 self.wake()
             seen = token

@@ -137,7 +137,11 @@ class WarmHarness:
 
     def hand(self, job_dir: Path, env: dict[str, str]) -> subprocess.Popen | None:
         """The process now running `job_dir`, or None when this one can no longer take it
-        (it died): the job then starts fresh."""
+        (it died): the job then starts fresh. A job folder it could not use raises, as a fresh
+        start's would."""
+        for name in ("code", "run"):
+            if not (job_dir / name).is_dir():
+                raise FileNotFoundError(f"no folder {job_dir / name}")
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.write(json.dumps({"job_dir": str(job_dir), "env": env}).encode() + b"\n")
@@ -167,9 +171,33 @@ def run_job(job_dir: Path, spec: dict, disk_mb: float, file_mb: float, command=h
         with open(run / "stdout.log", "ab") as out, open(run / "stderr.log", "ab") as err:
             proc = subprocess.Popen(command(job_dir), cwd=job_dir / "code", env=env, stdout=out, stderr=err,
                                     stdin=subprocess.DEVNULL, preexec_fn=_limit_child(int(file_mb * 2**20)))
-    reason = None
     timeout = float(spec.get("timeout", 600))
     writable = [job_dir / name for name in WRITABLE]
+    try:
+        reason = _watch(proc, job_dir, started, timeout, disk_mb, writable)
+    finally:  # however the watch ends, nothing of the job outlives it into the next job's harness
+        killed = kill_everything_else(proc.pid)
+    code = proc.wait()
+    if reason is None and code < 0:
+        name = signal.Signals(-code).name
+        reason = {"SIGKILL": "killed by the kernel (memory limit, JOB_MEMORY?)",
+                  "SIGXFSZ": f"stopped: a file went over the owner's limit of {file_mb:g} MiB per file (JOB_FILE_MB)"
+                  }.get(name, f"killed by {name}")
+    if reason is None and code not in (0, None) and "File too large" in _tail(run / "stderr.log"):
+        # Python ignores SIGXFSZ: the write failed with EFBIG, the job raised
+        reason = f"stopped: a file went over the owner's limit of {file_mb:g} MiB per file (JOB_FILE_MB)"
+    hand_back(writable)
+    status = {"state": "done", "code": code, "reason": reason, "seconds": round(time.time() - started, 1),
+              "processes_killed": killed}
+    atomic_write_json(run / "status.json", status)
+    log.info("job %s: %s", job_dir.name, reason or f"exit code {code}")
+    return status
+
+
+def _watch(proc: subprocess.Popen, job_dir: Path, started: float, timeout: float, disk_mb: float,
+           writable: list[Path]) -> str | None:
+    """Until the job ends, is asked to stop, or breaks a limit: why it was stopped, if it was."""
+    reason = None
     checked = 0.0
     while proc.poll() is None:
         time.sleep(POLL)
@@ -192,22 +220,7 @@ def run_job(job_dir: Path, spec: dict, disk_mb: float, file_mb: float, command=h
                 reason = f"stopped: it wrote {used / 2**20:.0f} MiB, over the owner's limit of {disk_mb:g} MiB (JOB_DISK_MB)"
         if reason:
             break
-    killed = kill_everything_else(proc.pid)
-    code = proc.wait()
-    if reason is None and code < 0:
-        name = signal.Signals(-code).name
-        reason = {"SIGKILL": "killed by the kernel (memory limit, JOB_MEMORY?)",
-                  "SIGXFSZ": f"stopped: a file went over the owner's limit of {file_mb:g} MiB per file (JOB_FILE_MB)"
-                  }.get(name, f"killed by {name}")
-    if reason is None and code not in (0, None) and "File too large" in _tail(run / "stderr.log"):
-        # Python ignores SIGXFSZ: the write failed with EFBIG, the job raised
-        reason = f"stopped: a file went over the owner's limit of {file_mb:g} MiB per file (JOB_FILE_MB)"
-    hand_back(writable)
-    status = {"state": "done", "code": code, "reason": reason, "seconds": round(time.time() - started, 1),
-              "processes_killed": killed}
-    atomic_write_json(run / "status.json", status)
-    log.info("job %s: %s", job_dir.name, reason or f"exit code {code}")
-    return status
+    return reason
 
 
 def _tail(path: Path, size: int = 4096) -> str:
@@ -249,16 +262,21 @@ def serve(jobs: Path, disk_mb: float, file_mb: float, command=harness_command,
           running=lambda: True, warm_command=None) -> None:
     """Run the jobs that arrive under `jobs`, one at a time, while `running()`. With
     `warm_command`, each job's harness is started ahead (`WarmHarness`) once the last job ended."""
-    warm = None
+    warm, start_ahead = None, warm_command is not None
     try:
         while running():
-            if warm is None and warm_command is not None:
-                warm = WarmHarness(file_mb, warm_command)
+            if warm is None and start_ahead:
+                try:
+                    warm = WarmHarness(file_mb, warm_command)
+                except OSError as e:  # (the process limit, memory): this job starts fresh
+                    log.warning("could not start the next job's harness ahead: %s", e)
+                    start_ahead = False
             if os.getpid() == 1:
                 reap()  # a warm harness that died is reaped too: replaced at its job
             for job_dir in pending(jobs):
                 _serve_one(job_dir, disk_mb, file_mb, command, warm)
                 warm = None  # it ran this job (or died): a new one after this job's cleanup
+                start_ahead = warm_command is not None
                 break  # (re)start one before the next job
             time.sleep(POLL)
     finally:

@@ -53,14 +53,15 @@ def take_job(line: str) -> Path:
     # Python's own start-up addition (PEP 538's LC_CTYPE, where no locale is set) stays, as a
     # fresh start in the job's environment would have it.
     startup = {k: v for k, v in os.environ.items() if k == "LC_CTYPE"}
+    for fd, name in ((1, "stdout.log"), (2, "stderr.log")):  # first: whatever fails next is in the job's log
+        out = os.open(job_dir / "run" / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(out, fd)
+        os.close(out)
     os.environ.clear()
     os.environ.update(startup | order["env"])
     os.chdir(job_dir / "code")
     sys.path.insert(0, str(job_dir / "code"))  # where `-m` from there would look first
-    for fd, name in ((1, "stdout.log"), (2, "stderr.log")):
-        out = os.open(job_dir / "run" / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.dup2(out, fd)
-        os.close(out)
+    sys.argv[1:] = [str(job_dir)]
     return job_dir
 
 

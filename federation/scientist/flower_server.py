@@ -82,6 +82,8 @@ class ServerProcess:
 
     def go(self, app_dir: Path | None = None) -> None:
         """Run the ServerApp of `app_dir` (or of the folder it was started with)."""
+        if app_dir is not None and self.app_dir is not None and Path(app_dir) != Path(self.app_dir):
+            raise ValueError(f"this server was started for {self.app_dir}, not {app_dir}")
         self.app_dir = app_dir or self.app_dir
         if self.app_dir is None:
             raise ValueError("go() needs the app folder: the server was started without one")

@@ -96,6 +96,7 @@ def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> Non
     watch.record()
     servers: list[ServerProcess] = []  # the one started for this run, stopped however it ends
     rounds = []
+    run_dir = None
     try:
         run_dir = new_run_dir(settings)
         servers.append(ServerProcess(settings, None, run_dir))  # told its app by go()
@@ -124,6 +125,8 @@ def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> Non
     finally:
         for server in servers:
             server.stop()
+        if run_dir is not None and not (run_dir / "fed_app").exists():  # it ended before bootstrap
+            shutil.rmtree(run_dir, ignore_errors=True)
         for o in owners:
             if o.job is not None:
                 refresh(o)  # never raises: a status it cannot read stays the last one seen

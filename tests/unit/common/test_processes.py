@@ -66,3 +66,14 @@ def test_a_quick_exit_keeps_the_exit_code_the_threads_and_the_atexit_work(tmp_pa
                          env={"PATH": os.environ["PATH"]})
     assert run.returncode == 7 and run.stdout == "buffered", run
     assert (tmp_path / "thread").read_text() == "done" and (tmp_path / "atexit").read_text() == "done"
+
+
+def test_a_quick_exit_with_an_idle_thread_pool_left_open_still_ends():
+    # the interpreter's exit shuts such pools down through threading's own exit hooks
+    script = ("from concurrent.futures import ThreadPoolExecutor\n"
+              "from federation.common.processes import exit_without_teardown\n"
+              "pool = ThreadPoolExecutor(2)\npool.submit(print, 'task')\n"
+              "exit_without_teardown(0)\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30,
+                         env={"PATH": os.environ["PATH"]})
+    assert run.returncode == 0 and "task" in run.stdout, run
