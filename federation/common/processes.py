@@ -87,6 +87,18 @@ def run_in_own_session(cmd: list[str], *, env: dict[str, str], cwd: Path, stdout
     return code, left
 
 
+def import_ahead(names: tuple[str, ...]) -> None:
+    """Import `names` now, in a child started ahead of its work; one that fails is skipped (the
+    work that needs it meets the error again, in its own log)."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+
+
 def exit_without_teardown(code: int) -> None:
     """End with `code` as the interpreter's own exit would, less the teardown of every module
     loaded: the program's own (non-daemon) threads are waited for and its atexit work is done

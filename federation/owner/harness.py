@@ -17,7 +17,6 @@ its `run/stdout.log` and `run/stderr.log` as output. stdin closed without a job:
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ import traceback
 from pathlib import Path
 
 from federation.common.files import atomic_write
-from federation.common.processes import exit_without_teardown
+from federation.common.processes import exit_without_teardown, import_ahead
 from federation.common.settings import log_level
 
 log = logging.getLogger("federation.harness")
@@ -36,14 +35,6 @@ POLL = 0.05
 # What a ClientApp and this harness import: about 2 s, done before the job arrives.
 WARM = ("flwr.client", "flwr.common", "flwr.common.object_ref", "syft_flwr.config", "syft_flwr.serde",
         "syft_flwr.utils", "numpy", "pandas")
-
-
-def warm_up() -> None:
-    for name in WARM:
-        try:
-            importlib.import_module(name)
-        except Exception:  # a job that needs it meets the error again, in its own log
-            pass
 
 
 def take_job(line: str) -> Path:
@@ -120,7 +111,7 @@ def serve(job_dir: Path) -> int:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--warm"]:
-        warm_up()
+        import_ahead(WARM)
         line = sys.stdin.readline()
         if not line.strip():
             return 0  # the executor ended without a job for us

@@ -12,28 +12,19 @@ A module of its own, which the package does not import, so `-m` runs it fresh.
 
 from __future__ import annotations
 
-import importlib
 import os
 import runpy
 import sys
 import time
 from pathlib import Path
 
-from federation.common.processes import exit_without_teardown
+from federation.common.processes import exit_without_teardown, import_ahead
 from federation.scientist.replies import MessageLog, install
 
 # What syft_flwr's main.py and most ServerApps import: seconds of start-up, done while waiting.
 WARM = ("syft_core", "syft_flwr.config", "syft_flwr.run", "flwr.server", "numpy", "pandas", "matplotlib.pyplot")
 GO_POLL = 0.05
 WAITING = "Flower server started; its ServerApp runs once every owner's job runs"
-
-
-def warm_up() -> None:
-    for name in WARM:
-        try:
-            importlib.import_module(name)
-        except Exception:  # whatever fails here, an app that needs it meets again (and says so)
-            pass
 
 
 def main(argv: list[str]) -> int:
@@ -43,7 +34,7 @@ def main(argv: list[str]) -> int:
     install(grid, MessageLog(log_path))
     if len(argv) > 2:
         parent = int(argv[3])  # not our getppid() now: the run may be gone already
-        warm_up()
+        import_ahead(WARM)
         print(WAITING, flush=True)
         go = Path(argv[2])
         while not go.exists():

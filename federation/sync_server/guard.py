@@ -167,9 +167,9 @@ class Guard:
     """ASGI middleware: answers refused requests and `/sync/changes` itself, passes the rest to
     the server, and marks every write as a change."""
 
-    def __init__(self, app, verify, revocations, changes=None):
+    def __init__(self, app, verify, revocations):
         self.app, self.verify, self.revocations = app, verify, revocations
-        self.changes = changes or Changes()
+        self.changes = Changes()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
