@@ -57,7 +57,10 @@ def login(sync: SyncClient, settings: ScientistSettings, owner: OwnerSession) ->
         sync.wait_for_public_key(owner.email, settings.wait_timeout)
         owner.session = guest_session(settings, owner.email)
         sync.wait(dataset_check(settings.dataset, owner), settings.wait_timeout,
-                  f"dataset {settings.dataset!r} on {owner.email}", 0.5)
+                  f"dataset {settings.dataset!r} on {owner.email}", 0.2)
+        # The dataset's record syncs before its mock's files: explore must not count an empty mock.
+        sync.wait(lambda: synced_mock(owner.session, settings.dataset) is not None, settings.wait_timeout,
+                  f"the mock of {settings.dataset!r} on {owner.email} to sync", 0.2)
     except TimeoutError as e:
         raise WorkflowError(f"data owner {owner.email} never appeared: {e}") from None
     if owner.session.is_admin:
@@ -82,6 +85,15 @@ def dataset_check(name: str, owner: OwnerSession, grace: float = UNKNOWN_DATASET
         return False
 
     return check
+
+
+def synced_mock(session, dataset: str) -> Path | None:
+    """The dataset's mock folder once it holds a file (the record syncs before the files)."""
+    try:
+        mock = Path(session.dataset.get(name=dataset).get_mock_path())
+    except FileNotFoundError:
+        return None
+    return mock if any(p.is_file() for p in mock.rglob("*")) else None
 
 
 def mock_dirs(settings: ScientistSettings, owners: list[OwnerSession]) -> list[Path]:

@@ -34,7 +34,8 @@ from typing import Callable
 from federation.common.processes import run_in_own_session
 from federation.common.settings import (ScientistSettings, SettingsError, child_environment)
 from federation.common.syftbox import SyncClient, point_libraries_at, wait_for
-from federation.scientist.session import (OwnerSession, explore, for_each, guest_session, login, mock_dirs)
+from federation.scientist.session import (OwnerSession, explore, for_each, guest_session, login, mock_dirs,
+                                         synced_mock)
 from federation.scientist.steps import bootstrap_copy
 
 log = logging.getLogger(__name__)
@@ -111,26 +112,12 @@ def choose_sync(sync: SyncClient, owners_synced: Callable[[], bool], grace: floa
     return "volume"
 
 
-def synced_mock(session, dataset: str) -> Path | None:
-    """The dataset's mock folder once it holds a CSV file (the record syncs before the files)."""
-    try:
-        mock = Path(session.dataset.get(name=dataset).get_mock_path())
-    except FileNotFoundError:
-        return None
-    return mock if any(mock.glob("*.csv")) else None
-
-
 def owners_synced(settings: ScientistSettings) -> bool:
     """Every owner's dataset and mock are in the DS's synced folder."""
     try:
         return all(synced_mock(guest_session(settings, email), settings.dataset) for email in settings.datasites)
     except Exception:  # no config, store or dataset yet: all mean "not synced"
         return False
-
-
-def wait_for_mock(sync: SyncClient, settings: ScientistSettings, owner: OwnerSession) -> None:
-    sync.wait(lambda: synced_mock(owner.session, settings.dataset) is not None, settings.wait_timeout,
-              f"the mock of {owner.email} to sync", 0.5)
 
 
 def fetch_mocks(settings: ScientistSettings, dest: Path) -> list[Path]:
@@ -142,7 +129,6 @@ def fetch_mocks(settings: ScientistSettings, dest: Path) -> list[Path]:
             sync.ensure_keys()
         owners = [OwnerSession(e) for e in settings.datasites]
         for_each(owners, login, sync, settings)  # names any owner without the dataset
-        for_each(owners, wait_for_mock, sync, settings)
         for_each(owners, explore, settings)
         copies = []
         for owner, mock in zip(owners, mock_dirs(settings, owners)):

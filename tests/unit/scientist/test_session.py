@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from federation.scientist.errors import WorkflowError
 from federation.scientist.session import OwnerSession as Owner
-from federation.scientist.session import dataset_check
+from federation.scientist.session import dataset_check, synced_mock
 
 A = "do1@openmined.org"
 
@@ -38,6 +39,32 @@ def test_other_datasets_but_never_ours_is_a_clear_error_after_the_grace():
         check()
 
 
+class FakeSession:
+    """A guest session whose dataset's mock folder is `mock` (None: not synced at all)."""
+
+    def __init__(self, mock: Path | None):
+        self.dataset = self
+        self.mock = mock
+
+    def get(self, name: str):
+        assert name == "pima"
+        return self
+
+    def get_mock_path(self) -> Path:
+        if self.mock is None or not self.mock.exists():
+            raise FileNotFoundError(f"Mock file not found at {self.mock}")
+        return self.mock
+
+
+def test_a_mock_counts_as_synced_once_a_file_is_there(tmp_path):
+    mock = tmp_path / "mock"
+    assert synced_mock(FakeSession(None), "pima") is None
+    mock.mkdir()
+    assert synced_mock(FakeSession(mock), "pima") is None  # the record synced before the files
+    (mock / "part").mkdir()
+    assert synced_mock(FakeSession(mock), "pima") is None  # a folder is not a file
+    (mock / "part" / "notes.txt").write_text("no CSV: an owner's own mock may hold any files\n")
+    assert synced_mock(FakeSession(mock), "pima") == mock
 
 
 # ---------------------------------------------------------------- the job's status

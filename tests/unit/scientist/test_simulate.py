@@ -53,32 +53,6 @@ def test_own_client_only_once_the_grace_is_over():
     assert time.monotonic() - started >= 1
 
 
-class FakeSession:
-    """A guest session whose dataset's mock folder is `mock` (None: not synced at all)."""
-
-    def __init__(self, mock: Path | None):
-        self.dataset = self
-        self.mock = mock
-
-    def get(self, name: str):
-        assert name == "pima"
-        return self
-
-    def get_mock_path(self) -> Path:
-        if self.mock is None or not self.mock.exists():
-            raise FileNotFoundError(f"Mock file not found at {self.mock}")
-        return self.mock
-
-
-def test_a_mock_counts_as_synced_once_its_csv_is_there(tmp_path):
-    mock = tmp_path / "mock"
-    assert simulate.synced_mock(FakeSession(None), "pima") is None
-    mock.mkdir()
-    assert simulate.synced_mock(FakeSession(mock), "pima") is None  # the record synced before the files
-    (mock / "mock.csv").write_text("Outcome\n1\n")
-    assert simulate.synced_mock(FakeSession(mock), "pima") == mock
-
-
 # =========================================================================== input
 
 
