@@ -29,7 +29,8 @@ def plot_feature(feature: str, feat_agg: Mapping[str, Any], path: str | Path) ->
     centers = [(edges[i] + edges[i + 1]) / 2 for i in range(nbins)]
     widths = [edges[i + 1] - edges[i] for i in range(nbins)]
 
-    fig = Figure(figsize=(max(8.0, 0.45 * nbins + 3), 5.0), dpi=100)
+    width, height = max(8.0, 0.45 * nbins + 3), 5.0
+    fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     many = nbins > 14
@@ -56,7 +57,10 @@ def plot_feature(feature: str, feat_agg: Mapping[str, Any], path: str | Path) ->
         fontsize=10,
     )
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    # Margins in inches for the labels drawn here (tight_layout would draw the figure once
+    # more to measure them: about half the time of a figure).
+    fig.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, top=1 - 0.4 / height,
+                        bottom=(0.95 if many else 0.65) / height)
 
     path = Path(path)
     with atomic_file(path, "wb") as fh:

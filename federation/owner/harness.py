@@ -111,8 +111,9 @@ def serve(job_dir: Path) -> int:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--warm"]:
-        import_ahead(WARM)
+        warming = import_ahead(WARM)
         line = sys.stdin.readline()
+        warming.join()  # the job's own imports would only wait for the same module locks
         if not line.strip():
             return 0  # the executor ended without a job for us
         job_dir = take_job(line)

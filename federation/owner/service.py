@@ -85,6 +85,10 @@ def main() -> int:
             time.sleep(3600)
 
     point_libraries_at(settings.party)
+    # syft-rds's imports (a second or more on 2 cores) while the sync server starts, not after.
+    import syft_rds  # noqa: F401
+    from syft_rds.client import rds_client  # noqa: F401
+
     sync = SyncClient(settings.party)
     try:
         serve(settings, sync, held)
@@ -138,10 +142,10 @@ def serve(settings: OwnerSettings, sync: SyncClient, held: list[data.Dataset]) -
     # its server still listed old requests, before it watched; syft_patches now watches first).
     from syft_rds.client.rds_client import rds_server_running
 
-    sync.wait(lambda: rds_server_running(settings.party.email), 60, "the RDS server to take requests", 0.5)
     grant_guest_access(sync.datasite)
-    for dataset in held:
+    for dataset in held:  # a guest's request sent before the probe answers waits for the server
         publish(rds, settings, dataset)
+    sync.wait(lambda: rds_server_running(settings.party.email), 60, "the RDS server to take requests", 0.2)
 
     health.report("ready", f"serving {', '.join(d.name for d in held)}")
     Runner(rds, sync, settings.policy, settings.party.state_dir, settings.job_timeout,

@@ -34,13 +34,14 @@ def main(argv: list[str]) -> int:
     install(grid, MessageLog(log_path))
     if len(argv) > 2:
         parent = int(argv[3])  # not our getppid() now: the run may be gone already
-        import_ahead(WARM)
+        warming = import_ahead(WARM)
         print(WAITING, flush=True)
         go = Path(argv[2])
         while not go.exists():
             if os.getppid() != parent:  # the DS's run is gone without a word: nobody will say go
                 return 1
             time.sleep(GO_POLL)
+        warming.join()
         if app_arg == "-":
             app_arg = go.read_text().strip()
     app_dir = Path(app_arg).resolve()

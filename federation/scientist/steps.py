@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -172,6 +173,10 @@ def preview_module(fed_app: Path) -> str | None:
     return f"{package}.preview" if (fed_app / package / "preview.py").is_file() else None
 
 
+# The preview runs beside the Flower server's round and figures: it is not what the DS waits for.
+PREVIEW_NICE = 10
+
+
 def start_mock_preview(settings: ScientistSettings, owners: list[OwnerSession]) -> subprocess.Popen | None:
     """The app's statistics on the owners' mocks (results/mock/), for the page to show beside
     the real ones; runs while the owners review the job. None: the app has no preview."""
@@ -184,7 +189,8 @@ def start_mock_preview(settings: ScientistSettings, owners: list[OwnerSession]) 
         return subprocess.Popen([sys.executable, "-m", module, str(out),
                                  *map(str, mock_dirs(settings, owners))],
                                 cwd=settings.fed_app, env=child_environment(DATASET_NAME=settings.dataset),
-                                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=lambda: os.nice(PREVIEW_NICE))
 
 
 def finish_mock_preview(proc: subprocess.Popen | None, settings: ScientistSettings) -> None:

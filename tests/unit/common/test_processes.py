@@ -77,3 +77,32 @@ def test_a_quick_exit_with_an_idle_thread_pool_left_open_still_ends():
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30,
                          env={"PATH": os.environ["PATH"]})
     assert run.returncode == 0 and "task" in run.stdout, run
+
+
+# ---------------------------------------------------------------- imports started ahead
+
+
+def test_imports_ahead_in_a_thread_of_lower_priority_than_the_process():
+    """The thread imports what it is given at a nice 10 above the process's own; the process
+    (its main thread) keeps its priority; a name that cannot be imported is skipped."""
+    import threading
+
+    from federation.common.processes import import_ahead
+
+    seen = {}
+    real_import = __import__("importlib").import_module
+
+    def spy(name):
+        seen[name] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return real_import(name)
+
+    main_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    import importlib
+    original, importlib.import_module = importlib.import_module, spy
+    try:
+        import_ahead(("json", "no_such_module_here", "csv")).join(10)
+    finally:
+        importlib.import_module = original
+    assert set(seen) == {"json", "no_such_module_here", "csv"}
+    assert set(seen.values()) == {min(19, main_nice + 10)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_nice

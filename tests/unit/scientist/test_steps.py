@@ -75,6 +75,26 @@ def test_only_an_app_with_a_preview_module_gets_a_mock_preview(tmp_path):
     assert preview_module(tmp_path) is None  # no pyproject.toml
 
 
+def test_the_mock_preview_runs_below_the_runs_priority(tmp_path, monkeypatch):
+    """The preview shares the CPU with the Flower server's round: it runs PREVIEW_NICE lower."""
+    import os
+
+    from federation.scientist import steps
+
+    app = tmp_path / "app"
+    (app / "probe").mkdir(parents=True)
+    (app / "pyproject.toml").write_text('[tool.flwr.app.components]\nserverapp = "probe.server_app:app"\n')
+    (app / "probe" / "__init__.py").write_text("")
+    (app / "probe" / "preview.py").write_text(
+        "import os, pathlib, sys\npathlib.Path(sys.argv[1]).mkdir(parents=True)\n"
+        "pathlib.Path(sys.argv[1], 'nice').write_text(str(os.nice(0)))\n")
+    s = replace(ds_settings(tmp_path), fed_app=app)
+    s.party.state_dir.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(steps, "mock_dirs", lambda settings, owners: [])
+    steps.finish_mock_preview(steps.start_mock_preview(s, []), s)
+    assert int((s.results_dir / "mock" / "nice").read_text()) == min(19, os.nice(0) + steps.PREVIEW_NICE)
+
+
 def test_check_app_names_what_is_not_a_flower_app(tmp_path):
     check_app(REPO_ROOT / "examples" / "moments")
     with pytest.raises(WorkflowError, match="has no pyproject.toml"):
