@@ -27,6 +27,7 @@ where: what a party may read is still only what `/sync/datasite_states` lists fo
 import asyncio
 import json
 import os
+import re
 import sys
 import uuid
 from urllib.parse import parse_qs
@@ -113,35 +114,67 @@ class Revocations:
 
 
 class Changes:
-    """A token that changes after every write; waiters learn of it at once. Used from the server's
-    event loop only. The token starts with this process's own id, so a restarted server never
-    hands out a token a client saw before its restart."""
+    """A change token per party, that moves after every write the party may read; its waiters
+    learn of it at once. Used from the server's event loop only. Tokens start with this
+    process's own id, so a restarted server never hands out a token a client saw before."""
 
     def __init__(self):
-        self.boot, self.count = uuid.uuid4().hex[:12], 0
-        self._changed = None  # an asyncio.Event made in the loop that waits on it
+        self.boot = uuid.uuid4().hex[:12]
+        self.everyone = 0  # writes that concern every party (a permission file, a path not read)
+        self.mine = {}  # email -> writes that concern it; the parties that ever asked
+        self._changed = {}  # email -> an asyncio.Event made in the loop that waits on it
+
+    def token(self, email):
+        return f"{self.boot}-{self.everyone + self.mine.get(email, 0)}"
 
     @property
-    def token(self):
-        return f"{self.boot}-{self.count}"
+    def parties(self):
+        return list(self.mine)
 
-    def bump(self):
-        self.count += 1
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+    def bump(self, emails=None):
+        """A write that `emails` may read (None: every party)."""
+        if emails is None:
+            self.everyone += 1
+            emails = list(self._changed)
+        else:
+            for email in emails:
+                self.mine[email] = self.mine.get(email, 0) + 1
+        for email in emails:
+            event = self._changed.pop(email, None)
+            if event is not None:
+                event.set()
 
-    async def wait(self, since, seconds):
-        """The token once it differs from `since`, or after `seconds`."""
-        if since != self.token or seconds <= 0:
-            return self.token
-        if self._changed is None:
-            self._changed = asyncio.Event()
+    async def wait(self, email, since, seconds):
+        """`email`'s token once it differs from `since`, or after `seconds`."""
+        self.mine.setdefault(email, 0)
+        if since != self.token(email) or seconds <= 0:
+            return self.token(email)
+        changed = self._changed.setdefault(email, asyncio.Event())
         try:
-            await asyncio.wait_for(self._changed.wait(), min(seconds, LONGEST_WAIT))
+            await asyncio.wait_for(changed.wait(), min(seconds, LONGEST_WAIT))
         except asyncio.TimeoutError:
             pass
-        return self.token
+        return self.token(email)
+
+
+# The path a write names: /sync/create sends it as the uploaded file's name (multipart), the
+# others as "path" in a JSON body. Read from the first bytes of the body, as it passes through.
+WRITTEN_PATH = (re.compile(rb'filename="([^"]+)"'), re.compile(rb'"path"\s*:\s*"((?:[^"\\]|\\.)*)"'))
+BODY_TAP = 4096
+PERMISSION_FILE = "syftperm.yaml"
+
+
+def written_path(head):
+    """The path a write's body names, from its first bytes; None when it cannot tell."""
+    for pattern in WRITTEN_PATH:
+        match = pattern.search(head)
+        if match:
+            try:
+                path = json.loads(b'"' + match.group(1) + b'"') if pattern is WRITTEN_PATH[1] else match.group(1).decode()
+            except (ValueError, UnicodeDecodeError):
+                return None
+            return path.strip("/") or None
+    return None
 
 
 def _wait_arguments(query_string):
@@ -165,11 +198,17 @@ async def _answer(send, status, payload):
 
 class Guard:
     """ASGI middleware: answers refused requests and `/sync/changes` itself, passes the rest to
-    the server, and marks every write as a change."""
+    the server, and marks every write as a change for the parties that may read what it wrote
+    (`readers_of(path, parties)`: those of `parties` who may; None: every party)."""
 
-    def __init__(self, app, verify, revocations):
-        self.app, self.verify, self.revocations = app, verify, revocations
+    def __init__(self, app, verify, revocations, readers_of=None):
+        self.app, self.verify, self.revocations, self.readers_of = app, verify, revocations, readers_of
         self.changes = Changes()
+
+    def _email(self, headers):
+        """The (already verified) token's email."""
+        token = headers.get("authorization", "").partition(" ")[2].strip()
+        return str(self.verify(token).get("email", "")).lower()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -181,15 +220,55 @@ class Guard:
                 return
             if scope["path"] == CHANGES:
                 since, seconds = _wait_arguments(scope.get("query_string", b""))
-                await _answer(send, 200, {"changes": await self.changes.wait(since, seconds)})
+                token = await self.changes.wait(self._email(headers), since, seconds)
+                await _answer(send, 200, {"changes": token})
                 return
             if scope["path"] in WRITES:
+                head = bytearray()
+
+                async def tapped():
+                    message = await receive()
+                    if len(head) < BODY_TAP:
+                        head.extend(message.get("body", b"")[:BODY_TAP - len(head)])
+                    return message
+
                 try:
-                    await self.app(scope, receive, send)
+                    await self.app(scope, tapped, send)
                 finally:  # a refused write marks a change too: a needless pass costs little
-                    self.changes.bump()
+                    self.changes.bump(await self._readers(written_path(bytes(head)), self._email(headers)))
                 return
         await self.app(scope, receive, send)
+
+    async def _readers(self, path, writer):
+        """Who is told of a write to `path` by `writer` (None: every party). The writer's own
+        client made it; a permission file may change what anyone reads."""
+        if self.readers_of is None or path is None or path.rsplit("/", 1)[-1] == PERMISSION_FILE:
+            return None
+        parties = [e for e in self.changes.parties if e != writer]
+        try:
+            return await asyncio.to_thread(self.readers_of, path, parties)
+        except Exception:  # the permission store could not say: tell everyone
+            return None
+
+
+def reading_rule(db_path):
+    """readers_of(path, parties) by the legacy server's own rule for reading a file (its
+    permission files' rules on the path; an owner reads its whole datasite)."""
+    from pathlib import Path
+
+    from syftbox.lib.permissions import PermissionType
+    from syftbox.server.db.file_store import computed_permission_for_user_and_path
+    from syftbox.server.db.schema import get_db
+
+    def readers_of(path, parties):
+        connection = get_db(db_path)
+        try:
+            return [e for e in parties if computed_permission_for_user_and_path(
+                connection, e, Path(path)).has_permission(PermissionType.READ)]
+        finally:
+            connection.close()
+
+    return readers_of
 
 
 def main(argv):
@@ -224,7 +303,9 @@ def main(argv):
     def verify(token):
         return jwt.decode(token, secret, algorithms=["HS256"])
 
-    guarded = Guard(app, verify, Revocations(args.revoked_file))
+    from syftbox.server.settings import ServerSettings
+
+    guarded = Guard(app, verify, Revocations(args.revoked_file), reading_rule(ServerSettings().file_db_path))
     # Clients hold `/sync/changes` open for up to 30 s: at shutdown, wait 2 s for requests, not 30.
     uvicorn.run(guarded, host="0.0.0.0", port=args.port, log_level="warning",
                 ssl_certfile=args.cert, ssl_keyfile=args.key, timeout_graceful_shutdown=2)

@@ -192,6 +192,33 @@ print(json.dumps({"quiet": quiet, "written": written, "after": after, "watching"
                   "stopped": stopped, "polled": polled}))
 """
 
+# The guard's rule for who learns of a write: the legacy server's own rule for reading a file.
+READERS = r"""
+import glob, importlib.util, json, os, tempfile
+from pathlib import Path
+
+os.environ.update({"SYFTBOX_DATA_FOLDER": tempfile.mkdtemp(), "SYFTBOX_AUTH_ENABLED": "true",
+                   "SYFTBOX_JWT_SECRET": "s3cret", "SYFTBOX_SENDGRID_SECRET": "unused"})
+guard_path = glob.glob("/opt/app/lib/python3*/site-packages/federation/sync_server/guard.py")[0]
+spec = importlib.util.spec_from_file_location("guard", guard_path)
+guard = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(guard)
+from syftbox.server.db.file_store import FileStore
+from syftbox.server.settings import ServerSettings
+
+A, B, DS = "do1@openmined.org", "do2@openmined.org", "ds@openmined.org"
+settings = ServerSettings()
+rules = "- path: 'rpc/*/{useremail}/*'\n  user: '*'\n  permissions: [read, create, write]\n"
+FileStore(settings).put(Path(f"{A}/app_data/flwr/syftperm.yaml"), rules.encode(), user=A, skip_permission_check=True)
+readers_of = guard.reading_rule(settings.file_db_path)
+parties = [A, B, DS]
+print(json.dumps({
+    "request": readers_of(f"{A}/app_data/flwr/rpc/messages/{DS}/1.request", parties),
+    "private": readers_of(f"{A}/private/x.csv", parties),
+    "other": readers_of(f"{A}/app_data/flwr/rpc/messages/{B}/2.request", parties),
+}))
+"""
+
 
 def in_syftbox_venv(script: str) -> dict:
     """`script` run by the image's syftbox interpreter; the JSON its last line printed."""
@@ -226,6 +253,12 @@ def test_a_write_on_the_server_wakes_a_waiting_client_at_once(stack):
     # a 30 s loop: another party's write brought the next pass within a fraction of a second
     assert result["after"] is not None and result["after"] < 0.5, result
     assert result["stopped"] and result["polled"], result  # an older server: polling only, no error
+
+
+def test_a_write_concerns_those_the_legacy_server_lets_read_it(stack):
+    result = in_syftbox_venv(READERS)
+    a, b, ds = "do1@openmined.org", "do2@openmined.org", "ds@openmined.org"
+    assert result == {"request": [a, ds], "private": [a], "other": [a, b]}, result
 
 
 def test_a_nudge_on_the_local_api_runs_the_next_sync_pass_at_once(stack):

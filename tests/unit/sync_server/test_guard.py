@@ -187,11 +187,135 @@ def test_a_bad_wait_is_no_wait(tmp_path, query):
     middleware = _changes_guard(tmp_path, [])
     changes = middleware.changes
     started = time.monotonic()
-    status, body = asyncio.run(_call(middleware, _request("/sync/changes", token, query.replace(b"x", changes.token.encode()))))
-    assert status == 200 and body["changes"] == changes.token and time.monotonic() - started < 1
+    mine = changes.token("ds@openmined.org")
+    status, body = asyncio.run(_call(middleware, _request("/sync/changes", token, query.replace(b"x", mine.encode()))))
+    assert status == 200 and body["changes"] == mine and time.monotonic() - started < 1
 
 
 def test_changes_need_a_token_and_a_restarted_server_hands_out_a_new_one(tmp_path):
     middleware = _changes_guard(tmp_path, [])
     assert asyncio.run(_call(middleware, _request("/sync/changes")))[0] == 401
-    assert guard.Changes().token != guard.Changes().token  # a client's old token always differs
+    assert guard.Changes().token(A) != guard.Changes().token(A)  # a client's old token always differs
+
+
+# ---------------------------------------------------------------- who learns of a write
+
+A, B, DS = "do1@openmined.org", "do2@openmined.org", "ds@openmined.org"
+
+
+def _write(path, writer, body=b""):
+    scope = _request(path, make_token(SECRET, writer))
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def app(scope, receive, send):
+        await receive()  # the legacy server reads the body through the guard
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    return scope, receive, sent, app
+
+
+def _guard_reading(rule):
+    """A guard whose readers are those `rule(email, path)` allows, and a way to write through it."""
+    seen = []
+
+    def readers_of(path, parties):
+        seen.append((path, sorted(parties)))
+        return [e for e in parties if rule(e, path)]
+
+    middleware = guard.Guard(None, verify, guard.Revocations("/nowhere"), readers_of)
+
+    async def write(path, writer, body):
+        scope, receive, sent, app = _write(path, writer, body)
+        middleware.app = app
+
+        async def send(message):
+            sent.append(message)
+
+        await middleware(scope, receive, send)
+
+    async def token(email):
+        return (await _call(middleware, _request("/sync/changes", make_token(SECRET, email))))[1]["changes"]
+
+    return middleware, write, token, seen
+
+
+def multipart(path):
+    return (b'--b\r\nContent-Disposition: form-data; name="file"; filename="' + path.encode()
+            + b'"\r\nContent-Type: application/octet-stream\r\n\r\ndata\r\n--b--\r\n')
+
+
+def test_a_write_moves_the_tokens_of_those_who_may_read_it_only():
+    """A request the DS writes into do1's datasite concerns do1 (and not do2, nor the DS's own
+    client, which wrote it); do1's reply concerns the DS."""
+    def rule(email, path):
+        return path.startswith(email) or (email == DS and "/rpc/" in path)
+
+    middleware, write, token, seen = _guard_reading(rule)
+
+    async def scenario():
+        before = {e: await token(e) for e in (A, B, DS)}
+        await write("/sync/create", DS, multipart(f"{A}/app_data/flwr/rpc/messages/{DS}/1.request"))
+        after_request = {e: await token(e) for e in (A, B, DS)}
+        await write("/sync/apply_diff", A, json.dumps({"path": f"{A}/app_data/flwr/rpc/messages/{DS}/1.response",
+                                                       "diff": "x", "expected_hash": "y"}).encode())
+        after_reply = {e: await token(e) for e in (A, B, DS)}
+        return before, after_request, after_reply
+
+    before, after_request, after_reply = asyncio.run(scenario())
+    assert after_request[A] != before[A] and after_request[B] == before[B] and after_request[DS] == before[DS]
+    assert after_reply[DS] != after_request[DS] and after_reply[A] == after_request[A]
+    assert after_reply[B] == before[B]
+    assert seen[0] == (f"{A}/app_data/flwr/rpc/messages/{DS}/1.request", sorted([A, B]))  # not the writer
+
+
+def test_a_waiting_client_a_write_does_not_concern_stays_waiting():
+    middleware, write, token, _ = _guard_reading(lambda email, path: path.startswith(email))
+
+    async def scenario():
+        since = await token(B)
+        waiting = asyncio.ensure_future(
+            _call(middleware, _request("/sync/changes", make_token(SECRET, B), f"since={since}&wait=20".encode())))
+        await asyncio.sleep(0.1)
+        await write("/sync/delete", DS, json.dumps({"path": f"{A}/public/x.csv"}).encode())
+        await asyncio.sleep(0.3)
+        held = not waiting.done()
+        await write("/sync/delete", DS, json.dumps({"path": f"{B}/public/x.csv"}).encode())
+        status, body = await asyncio.wait_for(waiting, 5)
+        return held, since, body["changes"]
+
+    held, since, after = asyncio.run(scenario())
+    assert held and after != since
+
+
+@pytest.mark.parametrize("body", [
+    json.dumps({"path": "do1@openmined.org/public/syftperm.yaml"}).encode(),  # what anyone may read changes
+    b"not a body that names a path",
+    json.dumps({"path": "do1@openmined.org/public/x.csv"}).encode(),  # the rule fails below
+])
+def test_everyone_learns_of_a_write_when_who_may_read_it_is_not_known(body):
+    def rule(email, path):
+        if path.endswith("x.csv"):
+            raise OSError("the permission store is locked")
+        return False
+
+    _, write, token, _ = _guard_reading(rule)
+
+    async def scenario():
+        before = {e: await token(e) for e in (A, B, DS)}
+        await write("/sync/delete", A, body)
+        return before, {e: await token(e) for e in (A, B, DS)}
+
+    before, after = asyncio.run(scenario())
+    assert all(after[e] != before[e] for e in (A, B, DS))
+
+
+def test_the_path_a_write_names_is_read_from_its_body():
+    assert guard.written_path(multipart("do1@openmined.org/a b/c.csv")) == "do1@openmined.org/a b/c.csv"
+    assert guard.written_path(b'{"path": "do1@openmined.org/x\\"y.json", "diff": ""}') == 'do1@openmined.org/x"y.json'
+    assert guard.written_path(b'{"diff": "", "path":"/do1@openmined.org/z"}') == "do1@openmined.org/z"
+    assert guard.written_path(b"") is None and guard.written_path(b'{"path": ""}') is None
+    assert guard.written_path(b'{"path": "bad\\x escape"}') is None
