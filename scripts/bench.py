@@ -174,7 +174,7 @@ def in_one_process() -> float:
 
 
 def print_scaling(runs: list[dict]) -> None:
-    print(f"sync loop {os.environ.get('SYFTBOX_SYNC_INTERVAL', '0.5')} s, "
+    print(f"sync loop {os.environ.get('SYFTBOX_SYNC_INTERVAL', '2')} s, "
           f"syft-flwr poll {os.environ.get('SYFT_FLWR_POLL_INTERVAL', '0.25')} s, {os.cpu_count()} CPUs")
     print("owners | up->results | round transport | DS steps (s)                      "
           "| peak MiB ds/server/owner | idle CPU % ds/server/owner")

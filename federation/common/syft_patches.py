@@ -28,8 +28,9 @@ while an owner was not yet up (or restarting) waited for good. It now looks in e
 endpoint, oldest first, and it watches before it looks, so a request that lands meanwhile is
 seen by one or the other (or both, and handled once).
 
-syft-rpc: a request or response written is pushed at once. After `SyftMessage.dump` the
-party's own SyftBox client is asked to sync now (`sync_now`), instead of at its next loop.
+syft-rpc and syft-rds: a request, a response or a record (a job's status, a dataset) written is
+pushed at once. After `SyftMessage.dump` and `YAMLStore._save_record` the party's own SyftBox
+client is asked to sync now (`sync_now`), instead of at its next loop.
 
 syft-rds: a record (a job, its code, a dataset) is written in place (truncate, then write) by
 the owner's RDS server thread while the owner's runner, in the same process, lists the jobs
@@ -68,17 +69,7 @@ _skipped: set = set()  # records already reported unreadable
 def patch(protocol) -> None:
     message_cls = protocol.SyftMessage
     if not getattr(message_cls.dump, "_nudges", False):
-        dump = message_cls.dump
-
-        def dump_and_nudge(self, path) -> None:
-            dump(self, path)
-            try:
-                sync_now.nudge()
-            except Exception as e:  # written is written: the loop syncs it anyway
-                log.debug("no sync nudge: %s", e)
-
-        dump_and_nudge._nudges = True
-        message_cls.dump = dump_and_nudge
+        message_cls.dump = _nudging(message_cls.dump)
     if getattr(message_cls.load, "_retries_partial_files", False):
         return
     original = message_cls.load.__func__
@@ -192,8 +183,24 @@ def patch_events(server2) -> None:
     events_cls.process_pending_requests = pending
 
 
+def _nudging(write):
+    """`write`, then ask this party's SyftBox client to sync now (see `sync_now`)."""
+    def write_and_nudge(*args, **kwargs):
+        result = write(*args, **kwargs)
+        try:
+            sync_now.nudge()
+        except Exception as e:  # written is written: the loop syncs it anyway
+            log.debug("no sync nudge: %s", e)
+        return result
+
+    write_and_nudge._nudges = True
+    return write_and_nudge
+
+
 def patch_store(store) -> None:
     store_cls = store.YAMLStore
+    if not getattr(store_cls._save_record, "_nudges", False):
+        store_cls._save_record = _nudging(store_cls._save_record)
     if getattr(store_cls.get_by_uid, "_retries_partial_files", False):
         return
     yaml = store.yaml

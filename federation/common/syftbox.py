@@ -242,7 +242,11 @@ class SyncClient:
         from syft_core import Client
         from syft_crypto import ensure_bootstrap
 
-        return ensure_bootstrap(Client.load(self.party.config_path))
+        from federation.common import sync_now
+
+        keys = ensure_bootstrap(Client.load(self.party.config_path))
+        sync_now.nudge()  # every party waits for the others' did.json: up at once, not at the next loop
+        return keys
 
     def public_key_path(self, email: str) -> Path:
         return self.datasites / email / "public" / "did.json"

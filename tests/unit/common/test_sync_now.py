@@ -117,3 +117,21 @@ def test_a_request_or_response_written_by_syft_rpc_nudges_the_client(client_api,
     time.sleep(0.1)
     assert client_api.nudges == ["/sync/now"]
     assert protocol.SyftRequest.load(tmp_path / f"{request.id}.request").id == request.id
+
+
+def test_a_record_syft_rds_writes_nudges_the_client(client_api, tmp_path):
+    """A job's status the owner's runner writes (approved, running, finished) goes up at once."""
+    import uuid
+
+    from syft_rds.models import Job
+    from syft_rds.store import store
+
+    syft_patches.patch_store(store)
+    syft_patches.patch_store(store)  # once wrapped, not twice
+    jobs = store.YAMLStore[Job](item_type=Job, store_dir=tmp_path / "store")
+    job = jobs.create(Job(name="j", created_by="ds@openmined.org", dataset_name="d", user_code_id=uuid.uuid4(),
+                          output_url="syft://do1@openmined.org/app_data/RDS/jobs/x"))
+    assert wait_for(lambda: len(client_api.nudges) == 1)
+    time.sleep(0.1)
+    assert client_api.nudges == ["/sync/now"]
+    assert jobs.get_by_uid(job.uid).name == "j"
