@@ -85,6 +85,9 @@ def submit(settings: ScientistSettings, app_dir: Path, owner: OwnerSession) -> N
     log.info("%s: job %s submitted", owner.email, owner.job.uid.hex[:8])
 
 
+# How often the DS reads its jobs' statuses from its synced copy of each owner's store (local
+# files: a status that has synced is seen this much later at most).
+STATUS_POLL = 0.2
 ENDED_BADLY = {JobStatus.REJECTED: "rejected the job", JobStatus.FAILED: "ran the job and it failed"}
 
 
@@ -105,7 +108,7 @@ def wait_until_running(settings: ScientistSettings, owners: list[OwnerSession], 
         if time.monotonic() > deadline:
             waiting = [e for e, s in statuses.items() if not (s and s.under_way)]
             raise WorkflowError(f"no approval within {settings.wait_timeout:.0f} s from: {', '.join(waiting)}")
-        time.sleep(0.5)
+        time.sleep(STATUS_POLL)
 
 
 def wait_until_done(owners: list[OwnerSession], watch: Watcher = _unwatched, timeout: float = 30) -> None:
@@ -116,7 +119,7 @@ def wait_until_done(owners: list[OwnerSession], watch: Watcher = _unwatched, tim
         return finished
 
     try:
-        wait_for(done, timeout, "the owners' final job status", 0.5)
+        wait_for(done, timeout, "the owners' final job status", STATUS_POLL)
     except TimeoutError as e:
         log.warning("%s; recording the last status seen", e)
 

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -70,20 +71,25 @@ def new_run_dir(settings: ScientistSettings) -> Path:
 def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: list[OwnerSession],
                        run: RunLog | None = None, resume: bool = False, run_dir: Path | None = None) -> Path:
     """Steps 1–6: log in, explore, bootstrap (into `run_dir`, else a new run folder), submit
-    (or, with `resume`, find the earlier submission); returns the bootstrapped app folder."""
+    (or, with `resume`, find the earlier submission); returns the bootstrapped app folder.
+
+    The bootstrap needs no owner: it runs while the DS waits for the owners to log in, and its
+    step's seconds are what the run waited for it after that."""
     timed = run.step if run is not None else (lambda name: nullcontext())
-    with timed("login"):
-        for_each(owners, login, sync, settings)
-    with timed("explore"):
-        for_each(owners, explore, settings)
-    app_dir = resume_submission(settings, owners) if resume else None
-    if app_dir is None:
-        with timed("bootstrap"):
-            app_dir = bootstrap(settings, run_dir or new_run_dir(settings))
-        with timed("submit"):
-            for_each(owners, submit, settings, app_dir)
-        if resume:
-            save_submission(settings, app_dir, owners)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        bootstrapped = pool.submit(bootstrap, settings, run_dir or new_run_dir(settings))
+        with timed("login"):
+            for_each(owners, login, sync, settings)
+        with timed("explore"):
+            for_each(owners, explore, settings)
+        app_dir = resume_submission(settings, owners) if resume else None
+        if app_dir is None:
+            with timed("bootstrap"):
+                app_dir = bootstrapped.result()
+            with timed("submit"):
+                for_each(owners, submit, settings, app_dir)
+            if resume:
+                save_submission(settings, app_dir, owners)
     return app_dir
 
 
@@ -125,7 +131,7 @@ def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> Non
     finally:
         for server in servers:
             server.stop()
-        if run_dir is not None and not (run_dir / "fed_app").exists():  # it ended before bootstrap
+        if run_dir is not None and not any(o.job is not None for o in owners):  # it ended before any job
             shutil.rmtree(run_dir, ignore_errors=True)
         for o in owners:
             if o.job is not None:
