@@ -224,6 +224,21 @@ class SyncClient:
     def ignore_file(self) -> Path:
         return self.datasites / "_.syftignore"
 
+    def sync_only_own_and_keys(self) -> None:
+        """Sync only our own datasite, and of the others only their public keys (did.json).
+
+        An owner reads nothing else of another party's: it answers in its own datasite, and it
+        needs the DS's key for the DS's messages. Without this every owner mirrored every other
+        owner's datasets and job records, so with 8 owners each change was downloaded 8 times.
+        The rules go first in the ignore file, so the client's own rules and those added later
+        (`keep_off_the_wire`) still apply to our files.
+        """
+        block = [OWN_AND_KEYS, "/*/**", f"!/{self.party.email}/**", "!/*/public/did.json"]
+        lines = self.ignore_file.read_text().splitlines()
+        if OWN_AND_KEYS not in lines:
+            atomic_write(self.ignore_file, "\n".join(block + lines) + "\n")
+            log.info("sync keeps only %s and the other parties' public keys", self.party.email)
+
     def keep_off_the_wire(self, path_in_datasite: str) -> None:
         """Never upload this folder of our own datasite (a gitwildmatch rule in _.syftignore).
 
@@ -254,6 +269,9 @@ class SyncClient:
     def wait_for_public_key(self, email: str, timeout: float) -> None:
         """Messages from or to `email` need its did.json locally, or decryption fails and the job hangs."""
         self.wait(self.public_key_path(email).exists, timeout, f"the public key of {email} to sync")
+
+
+OWN_AND_KEYS = "# only this party's own datasite, and the others' public keys"
 
 
 def point_libraries_at(party: Party) -> None:

@@ -119,6 +119,7 @@ def start_rds_server(config_path):
 
 def serve(settings: OwnerSettings, sync: SyncClient, held: list[data.Dataset]) -> None:
     sync.start()
+    sync.sync_only_own_and_keys()
     sync.keep_off_the_wire("private")  # syft-rds 0.4.0 copies private data here
     sync.ensure_keys()
 
