@@ -128,6 +128,8 @@ def fetch_mocks(settings: ScientistSettings, dest: Path) -> list[Path]:
             sync.start()
             sync.ensure_keys()
         owners = [OwnerSession(e) for e in settings.datasites]
+        import syft_rds  # noqa: F401  (in this thread first: the logins' threads at once met half imports)
+
         for_each(owners, login, sync, settings)  # names any owner without the dataset
         for_each(owners, explore, settings)
         copies = []

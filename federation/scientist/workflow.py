@@ -76,6 +76,12 @@ def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: li
     The bootstrap needs no owner: it runs while the DS waits for the owners to log in, and its
     step's seconds are what the run waited for it after that."""
     timed = run.step if run is not None else (lambda name: nullcontext())
+    # Imported here, in one thread, before the threads below: imported from several at once (the
+    # owners' logins, the bootstrap), a dependency they share (IPython) was met half imported
+    # by a circular import, and the run failed with an ImportError (seen with 8 owners).
+    import syft_flwr  # noqa: F401
+    import syft_rds  # noqa: F401
+
     with ThreadPoolExecutor(max_workers=1) as pool:
         bootstrapped = pool.submit(bootstrap, settings, run_dir or new_run_dir(settings))
         with timed("login"):
@@ -156,6 +162,9 @@ def main() -> int:
         from federation.scientist.web import serve_results
 
         serve_results(settings.results_dir, port=settings.results_port)
+    # What the run needs (seconds of imports) while the sync server starts, not after it answers.
+    import syft_flwr  # noqa: F401
+    import syft_rds  # noqa: F401
 
     try:
         sync.start()
