@@ -90,14 +90,28 @@ def run_in_own_session(cmd: list[str], *, env: dict[str, str], cwd: Path, stdout
 # How much lower than its process an import-ahead thread runs: what it loads is needed only
 # seconds later, and on 2 cores every party starting at once needs the CPU first.
 AHEAD_NICE = 10
+# Imported in the caller's thread, at its priority: numpy's OpenBLAS starts its worker threads
+# as it loads, and a thread keeps the nice of the thread that started it, for good.
+AT_FULL_PRIORITY = ("numpy",)
 
 
 def import_ahead(names: tuple[str, ...], nice: int = AHEAD_NICE) -> threading.Thread:
     """Start importing `names` in a thread of its own, `nice` steps below the process (on Linux
     a thread's priority is its own), in a child started ahead of its work. Join the thread
     before that work begins. An import that fails is skipped (the work that needs it meets the
-    error again, in its own log)."""
+    error again, in its own log). Names in AT_FULL_PRIORITY are imported first, in the caller's
+    thread."""
     import importlib
+
+    def load(name: str) -> None:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+
+    for name in names:
+        if name in AT_FULL_PRIORITY:
+            load(name)
 
     def run() -> None:
         try:
@@ -106,10 +120,8 @@ def import_ahead(names: tuple[str, ...], nice: int = AHEAD_NICE) -> threading.Th
         except (AttributeError, OSError):
             pass  # no per-thread priority here: import at the process's
         for name in names:
-            try:
-                importlib.import_module(name)
-            except Exception:
-                pass
+            if name not in AT_FULL_PRIORITY:
+                load(name)
 
     thread = threading.Thread(target=run, name="import-ahead", daemon=True)
     thread.start()

@@ -1,7 +1,8 @@
 """Ask this party's SyftBox client to sync now: a message written goes up without waiting for the loop.
 
-Every file hop waits for the writer's sync loop (0.5 s here) before the upload. After syft-rpc
-writes a request or a response (`SyftMessage.dump`, patched in `syft_patches`), `nudge()` asks
+Every file hop would wait for the writer's sync loop (2 s here) before the upload. After syft-rpc
+writes a request or a response, or syft-rds a record (`SyftMessage.dump`,
+`YAMLStore._save_record`, patched in `syft_patches`), or a party makes its keys, `nudge()` asks
 the party's own client, at its local API (`POST /sync/now`, which the launcher adds), to run its
 next pass at once. The client is found through `SYFTBOX_CLIENT_CONFIG_PATH` (settings; its `client_url`);
 where that is unset (a confined job, a unit test) nothing is asked. One daemon thread sends the

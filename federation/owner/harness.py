@@ -113,9 +113,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--warm"]:
         warming = import_ahead(WARM)
         line = sys.stdin.readline()
-        warming.join()  # the job's own imports would only wait for the same module locks
         if not line.strip():
             return 0  # the executor ended without a job for us
+        warming.join()  # the job's own imports would only wait for the same module locks
         job_dir = take_job(line)
     else:
         job_dir = Path(argv[0])

@@ -139,13 +139,13 @@ def serve(settings: OwnerSettings, sync: SyncClient, held: list[data.Dataset]) -
     )
     if not rds.is_admin:
         raise RuntimeError(f"{settings.party.email} is not admin of its own datasite")
-    # A fresh probe answered: the RDS server takes requests (syft-rds 0.4.0 used to return while
-    # its server still listed old requests, before it watched; syft_patches now watches first).
     from syft_rds.client.rds_client import rds_server_running
 
     grant_guest_access(sync.datasite)
     for dataset in held:  # a guest's request sent before the probe answers waits for the server
         publish(rds, settings, dataset)
+    # A fresh probe answered: the RDS server takes requests (syft-rds 0.4.0 used to return while
+    # its server still listed old requests, before it watched; syft_patches now watches first).
     sync.wait(lambda: rds_server_running(settings.party.email), 60, "the RDS server to take requests", 0.2)
 
     health.report("ready", f"serving {', '.join(d.name for d in held)}")

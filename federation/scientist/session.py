@@ -53,13 +53,17 @@ def guest_session(settings: ScientistSettings, email: str):
 
 def login(sync: SyncClient, settings: ScientistSettings, owner: OwnerSession) -> None:
     """Guest session on the owner's datasite, once its dataset has synced here."""
+    deadline = time.monotonic() + settings.wait_timeout
+
+    def left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
     try:
-        sync.wait_for_public_key(owner.email, settings.wait_timeout)
+        sync.wait_for_public_key(owner.email, left())
         owner.session = guest_session(settings, owner.email)
-        sync.wait(dataset_check(settings.dataset, owner), settings.wait_timeout,
-                  f"dataset {settings.dataset!r} on {owner.email}", 0.2)
+        sync.wait(dataset_check(settings.dataset, owner), left(), f"dataset {settings.dataset!r} on {owner.email}", 0.2)
         # The dataset's record syncs before its mock's files: explore must not count an empty mock.
-        sync.wait(lambda: synced_mock(owner.session, settings.dataset) is not None, settings.wait_timeout,
+        sync.wait(lambda: synced_mock(owner.session, settings.dataset) is not None, left(),
                   f"the mock of {settings.dataset!r} on {owner.email} to sync", 0.2)
     except TimeoutError as e:
         raise WorkflowError(f"data owner {owner.email} never appeared: {e}") from None
@@ -88,12 +92,16 @@ def dataset_check(name: str, owner: OwnerSession, grace: float = UNKNOWN_DATASET
 
 
 def synced_mock(session, dataset: str) -> Path | None:
-    """The dataset's mock folder once it holds a file (the record syncs before the files)."""
+    """The dataset's mock folder once it holds a file of the mock's own. The record syncs before
+    the files, and the dataset's README (in the same folder, and smaller: the client downloads
+    the smallest first) before the mock's."""
     try:
-        mock = Path(session.dataset.get(name=dataset).get_mock_path())
+        record = session.dataset.get(name=dataset)
+        mock = Path(record.get_mock_path())
     except FileNotFoundError:
         return None
-    return mock if any(p.is_file() for p in mock.rglob("*")) else None
+    readme = mock / Path(str(record.readme)).name if record.readme else None
+    return mock if any(p.is_file() and p != readme for p in mock.rglob("*")) else None
 
 
 def mock_dirs(settings: ScientistSettings, owners: list[OwnerSession]) -> list[Path]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import subprocess
@@ -189,11 +188,12 @@ def start_mock_preview(settings: ScientistSettings, owners: list[OwnerSession]) 
     out = settings.results_dir / "mock"
     shutil.rmtree(out, ignore_errors=True)
     with open(settings.party.state_dir / "mock-preview.log", "wb") as log_file:  # the child keeps its copy
-        return subprocess.Popen([sys.executable, "-m", module, str(out),
+        # `nice` (coreutils) rather than a preexec_fn: this process runs threads, and a fork
+        # that runs Python code before exec is not safe then.
+        return subprocess.Popen(["nice", "-n", str(PREVIEW_NICE), sys.executable, "-m", module, str(out),
                                  *map(str, mock_dirs(settings, owners))],
                                 cwd=settings.fed_app, env=child_environment(DATASET_NAME=settings.dataset),
-                                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=lambda: os.nice(PREVIEW_NICE))
+                                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
 def finish_mock_preview(proc: subprocess.Popen | None, settings: ScientistSettings) -> None:

@@ -15,10 +15,12 @@ guard in front of it adds what 0.4.0 lacks for a network whose operator hands ou
   names of every other party's RPC requests and code files (not their content).
 
 And one addition: `GET /sync/changes?since=TOKEN&wait=SECONDS` (a token needed, like every
-`/sync/` path) answers a change token as soon as it differs from `since`, or after `wait` seconds
-(at most 30). The token changes after every write (`/sync/create`, `/sync/apply_diff`,
-`/sync/delete`), so a client that holds this request open learns of a new file at once instead of
-at its next poll (`syftbox_launcher.py` does). It says only that something changed, not what or
+`/sync/` path) answers the party's change token as soon as it differs from `since`, or after
+`wait` seconds (at most 30). A party's token changes after a write (`/sync/create`,
+`/sync/apply_diff`, `/sync/delete`) of a file the legacy server lets it read, not its own
+writes; every party's after a permission file or a write whose path the guard cannot read. A
+client that holds this request open learns of a new file at once instead of at its next poll
+(`syftbox_launcher.py` does). It says only that something it may read changed, not what or
 where: what a party may read is still only what `/sync/datasite_states` lists for it.
 
     python guard.py --data-folder DIR --port 5001 --cert server.pem --key server.key
@@ -206,9 +208,10 @@ class Guard:
         self.changes = Changes()
 
     def _email(self, headers):
-        """The (already verified) token's email."""
+        """The (already verified) token's email, as the legacy server reads it (case and all:
+        its rules compare it as it is)."""
         token = headers.get("authorization", "").partition(" ")[2].strip()
-        return str(self.verify(token).get("email", "")).lower()
+        return str(self.verify(token).get("email", ""))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -224,6 +227,7 @@ class Guard:
                 await _answer(send, 200, {"changes": token})
                 return
             if scope["path"] in WRITES:
+                writer = self._email(headers)
                 head = bytearray()
 
                 async def tapped():
@@ -235,14 +239,19 @@ class Guard:
                 try:
                     await self.app(scope, tapped, send)
                 finally:  # a refused write marks a change too: a needless pass costs little
-                    self.changes.bump(await self._readers(written_path(bytes(head)), self._email(headers)))
+                    try:
+                        readers = await self._readers(written_path(bytes(head)), writer)
+                    except asyncio.CancelledError:  # the write may have happened: tell everyone
+                        self.changes.bump()
+                        raise
+                    self.changes.bump(readers)
                 return
         await self.app(scope, receive, send)
 
     async def _readers(self, path, writer):
         """Who is told of a write to `path` by `writer` (None: every party). The writer's own
         client made it; a permission file may change what anyone reads."""
-        if self.readers_of is None or path is None or path.rsplit("/", 1)[-1] == PERMISSION_FILE:
+        if self.readers_of is None or path is None or path.rsplit("/", 1)[-1].endswith(PERMISSION_FILE):
             return None
         parties = [e for e in self.changes.parties if e != writer]
         try:
@@ -256,17 +265,18 @@ def reading_rule(db_path):
     permission files' rules on the path; an owner reads its whole datasite)."""
     from pathlib import Path
 
-    from syftbox.lib.permissions import PermissionType
-    from syftbox.server.db.file_store import computed_permission_for_user_and_path
+    from syftbox.lib.permissions import ComputedPermission, PermissionType
+    from syftbox.server.db.db import get_rules_for_path
     from syftbox.server.db.schema import get_db
 
     def readers_of(path, parties):
         connection = get_db(db_path)
-        try:
-            return [e for e in parties if computed_permission_for_user_and_path(
-                connection, e, Path(path)).has_permission(PermissionType.READ)]
+        try:  # the rules on the path once; then, per party, what file_store's reads compute
+            rules = get_rules_for_path(connection, Path(path))
         finally:
             connection.close()
+        return [e for e in parties if ComputedPermission.from_user_rules_and_path(
+            rules=rules, user=e, path=Path(path)).has_permission(PermissionType.READ)]
 
     return readers_of
 

@@ -83,8 +83,9 @@ def test_a_quick_exit_with_an_idle_thread_pool_left_open_still_ends():
 
 
 def test_imports_ahead_in_a_thread_of_lower_priority_than_the_process():
-    """The thread imports what it is given at a nice 10 above the process's own; the process
-    (its main thread) keeps its priority; a name that cannot be imported is skipped."""
+    """The thread imports what it is given at a nice 10 above the process's own, but numpy, in
+    the caller's thread; the process (its main thread) keeps its priority; a name that cannot
+    be imported is skipped."""
     import threading
 
     from federation.common.processes import import_ahead
@@ -100,9 +101,10 @@ def test_imports_ahead_in_a_thread_of_lower_priority_than_the_process():
     import importlib
     original, importlib.import_module = importlib.import_module, spy
     try:
-        import_ahead(("json", "no_such_module_here", "csv")).join(10)
+        import_ahead(("json", "no_such_module_here", "numpy", "csv")).join(10)
     finally:
         importlib.import_module = original
-    assert set(seen) == {"json", "no_such_module_here", "csv"}
+    assert set(seen) == {"json", "no_such_module_here", "numpy", "csv"}
+    assert seen.pop("numpy") == main_nice  # its OpenBLAS threads keep the process's priority
     assert set(seen.values()) == {min(19, main_nice + 10)}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_nice

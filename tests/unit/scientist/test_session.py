@@ -42,9 +42,10 @@ def test_other_datasets_but_never_ours_is_a_clear_error_after_the_grace():
 class FakeSession:
     """A guest session whose dataset's mock folder is `mock` (None: not synced at all)."""
 
-    def __init__(self, mock: Path | None):
+    def __init__(self, mock: Path | None, readme: str | None = None):
         self.dataset = self
         self.mock = mock
+        self.readme = f"syft://do1@openmined.org/public/datasets/pima/{readme}" if readme else None
 
     def get(self, name: str):
         assert name == "pima"
@@ -56,15 +57,17 @@ class FakeSession:
         return self.mock
 
 
-def test_a_mock_counts_as_synced_once_a_file_is_there(tmp_path):
+def test_a_mock_counts_as_synced_once_a_file_of_its_own_is_there(tmp_path):
     mock = tmp_path / "mock"
     assert synced_mock(FakeSession(None), "pima") is None
     mock.mkdir()
-    assert synced_mock(FakeSession(mock), "pima") is None  # the record synced before the files
+    session = FakeSession(mock, readme="pima.md")
+    assert synced_mock(session, "pima") is None  # the record synced before the files
+    (mock / "pima.md").write_text("# pima\n")
     (mock / "part").mkdir()
-    assert synced_mock(FakeSession(mock), "pima") is None  # a folder is not a file
+    assert synced_mock(session, "pima") is None  # the dataset's README (it comes first), a folder
     (mock / "part" / "notes.txt").write_text("no CSV: an owner's own mock may hold any files\n")
-    assert synced_mock(FakeSession(mock), "pima") == mock
+    assert synced_mock(session, "pima") == mock
 
 
 # ---------------------------------------------------------------- the job's status

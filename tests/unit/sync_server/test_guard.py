@@ -293,6 +293,7 @@ def test_a_waiting_client_a_write_does_not_concern_stays_waiting():
 
 @pytest.mark.parametrize("body", [
     json.dumps({"path": "do1@openmined.org/public/syftperm.yaml"}).encode(),  # what anyone may read changes
+    json.dumps({"path": "do1@openmined.org/public/more.syftperm.yaml"}).encode(),  # the server's test: endswith
     b"not a body that names a path",
     json.dumps({"path": "do1@openmined.org/public/x.csv"}).encode(),  # the rule fails below
 ])
@@ -319,3 +320,18 @@ def test_the_path_a_write_names_is_read_from_its_body():
     assert guard.written_path(b'{"diff": "", "path":"/do1@openmined.org/z"}') == "do1@openmined.org/z"
     assert guard.written_path(b"") is None and guard.written_path(b'{"path": ""}') is None
     assert guard.written_path(b'{"path": "bad\\x escape"}') is None
+
+
+def test_a_party_is_known_by_its_email_as_the_legacy_server_compares_it():
+    """The server's rules compare emails as they are (an owner reads its own datasite): a party
+    whose kit says Do2@OpenMined.org learns of a write into its datasite."""
+    upper = "Do2@OpenMined.org"
+    _, write, token, _ = _guard_reading(lambda email, path: path.startswith(email + "/"))
+
+    async def scenario():
+        before = await token(upper)
+        await write("/sync/delete", DS, json.dumps({"path": f"{upper}/app_data/flwr/x.request"}).encode())
+        return before, await token(upper)
+
+    before, after = asyncio.run(scenario())
+    assert after != before
