@@ -109,6 +109,7 @@ def import_ahead(names: tuple[str, ...], nice: int = AHEAD_NICE) -> threading.Th
         except Exception:
             pass
 
+    later = [name for name in names if name not in AT_FULL_PRIORITY]
     for name in names:
         if name in AT_FULL_PRIORITY:
             load(name)
@@ -119,9 +120,8 @@ def import_ahead(names: tuple[str, ...], nice: int = AHEAD_NICE) -> threading.Th
             os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
         except (AttributeError, OSError):
             pass  # no per-thread priority here: import at the process's
-        for name in names:
-            if name not in AT_FULL_PRIORITY:
-                load(name)
+        for name in later:
+            load(name)
 
     thread = threading.Thread(target=run, name="import-ahead", daemon=True)
     thread.start()

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from federation.common import settings
+from federation.common import settings, sync_now
 from federation.common.files import atomic_write
 from federation.common.kit import Kit, KitError, load_kit
 from federation.common.settings import Party
@@ -256,8 +256,6 @@ class SyncClient:
         """Create this party's encryption keys (did.json is published, the private key stays)."""
         from syft_core import Client
         from syft_crypto import ensure_bootstrap
-
-        from federation.common import sync_now
 
         keys = ensure_bootstrap(Client.load(self.party.config_path))
         sync_now.nudge()  # every party waits for the others' did.json: up at once, not at the next loop

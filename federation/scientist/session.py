@@ -45,6 +45,15 @@ def for_each(owners: list[OwnerSession], fn, *args) -> None:
             future.result()
 
 
+def import_libraries() -> None:
+    """Import syft-rds and syft_flwr (seconds) in the calling thread. Call it before starting the
+    threads that use them (the owners' logins, the bootstrap): imported from several threads at
+    once, a dependency they share (IPython) was met half imported by a circular import, and a
+    run failed with an ImportError (seen with 8 owners)."""
+    import syft_flwr  # noqa: F401
+    import syft_rds  # noqa: F401
+
+
 def guest_session(settings: ScientistSettings, email: str):
     import syft_rds
 

@@ -34,8 +34,8 @@ from typing import Callable
 from federation.common.processes import run_in_own_session
 from federation.common.settings import (ScientistSettings, SettingsError, child_environment)
 from federation.common.syftbox import SyncClient, point_libraries_at, wait_for
-from federation.scientist.session import (OwnerSession, explore, for_each, guest_session, login, mock_dirs,
-                                         synced_mock)
+from federation.scientist.session import (OwnerSession, explore, for_each, guest_session, import_libraries, login,
+                                         mock_dirs, synced_mock)
 from federation.scientist.steps import bootstrap_copy
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,7 @@ def fetch_mocks(settings: ScientistSettings, dest: Path) -> list[Path]:
             sync.start()
             sync.ensure_keys()
         owners = [OwnerSession(e) for e in settings.datasites]
-        import syft_rds  # noqa: F401  (in this thread first: the logins' threads at once met half imports)
-
+        import_libraries()  # before the logins' threads
         for_each(owners, login, sync, settings)  # names any owner without the dataset
         for_each(owners, explore, settings)
         copies = []

@@ -28,7 +28,7 @@ from federation.scientist.flower_server import MESSAGE_LOG, ServerProcess
 from federation.scientist.replies import read_rounds
 from federation.scientist.progress import Progress
 from federation.scientist.run_record import RunLog, archive_previous
-from federation.scientist.session import OwnerSession, explore, for_each, login, refresh
+from federation.scientist.session import OwnerSession, explore, for_each, import_libraries, login, refresh
 from federation.scientist.steps import (bootstrap, check_replies, finish_mock_preview, start_mock_preview, submit,
                                         wait_until_done, wait_until_running)
 from federation.scientist.submission import resume_submission, save_submission
@@ -76,12 +76,7 @@ def prepare_and_submit(settings: ScientistSettings, sync: SyncClient, owners: li
     The bootstrap needs no owner: it runs while the DS waits for the owners to log in, and its
     step's seconds are what the run waited for it after that."""
     timed = run.step if run is not None else (lambda name: nullcontext())
-    # Imported here, in one thread, before the threads below: imported from several at once (the
-    # owners' logins, the bootstrap), a dependency they share (IPython) was met half imported
-    # by a circular import, and the run failed with an ImportError (seen with 8 owners).
-    import syft_flwr  # noqa: F401
-    import syft_rds  # noqa: F401
-
+    import_libraries()  # before the threads below
     with ThreadPoolExecutor(max_workers=1) as pool:
         bootstrapped = pool.submit(bootstrap, settings, run_dir or new_run_dir(settings))
         with timed("login"):
@@ -162,9 +157,7 @@ def main() -> int:
         from federation.scientist.web import serve_results
 
         serve_results(settings.results_dir, port=settings.results_port)
-    # What the run needs (seconds of imports) while the sync server starts, not after it answers.
-    import syft_flwr  # noqa: F401
-    import syft_rds  # noqa: F401
+    import_libraries()  # while the sync server starts, not after it answers
 
     try:
         sync.start()

@@ -161,19 +161,22 @@ class Changes:
 
 # The path a write names: /sync/create sends it as the uploaded file's name (multipart), the
 # others as "path" in a JSON body. Read from the first bytes of the body, as it passes through.
-WRITTEN_PATH = (re.compile(rb'filename="([^"]+)"'), re.compile(rb'"path"\s*:\s*"((?:[^"\\]|\\.)*)"'))
+WRITTEN_PATH = (
+    (re.compile(rb'filename="([^"]+)"'), bytes.decode),
+    (re.compile(rb'"path"\s*:\s*"((?:[^"\\]|\\.)*)"'), lambda text: json.loads(b'"' + text + b'"')),
+)
 BODY_TAP = 4096
 PERMISSION_FILE = "syftperm.yaml"
 
 
 def written_path(head):
     """The path a write's body names, from its first bytes; None when it cannot tell."""
-    for pattern in WRITTEN_PATH:
+    for pattern, decode in WRITTEN_PATH:
         match = pattern.search(head)
         if match:
             try:
-                path = json.loads(b'"' + match.group(1) + b'"') if pattern is WRITTEN_PATH[1] else match.group(1).decode()
-            except (ValueError, UnicodeDecodeError):
+                path = decode(match.group(1))
+            except ValueError:  # UnicodeDecodeError and JSON's errors are ValueErrors
                 return None
             return path.strip("/") or None
     return None
