@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from federation.common import health
 
@@ -56,3 +59,28 @@ def test_health_without_a_file_or_with_garbage(health_file, capsys):
     health_file.write_text("{not json")
     assert health.check() == 1
     assert "starting" in capsys.readouterr().out
+
+
+# ====================================================== the containers' healthcheck
+
+COMPOSE = Path(__file__).resolve().parents[3] / "compose.yaml"
+
+
+def compose_healthcheck(health_file) -> subprocess.CompletedProcess:
+    """compose.yaml's healthcheck command, run as Docker runs it (`sh -c`, `$$` is compose's `$`)."""
+    kind, command = yaml.safe_load(COMPOSE.read_text())["x-healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    return subprocess.run(["sh", "-c", command.replace("$$", "$")], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HEALTH_FILE": str(health_file)})
+
+
+def test_compose_healthcheck_reads_the_state_the_role_reports(health_file):
+    """The shell check agrees with `federation health` on every state, and shows the state."""
+    assert compose_healthcheck(health_file).returncode == 1  # nothing reported yet (Docker reserves 2)
+    assert "starting" in compose_healthcheck(health_file).stdout
+    for state, detail, healthy in [("starting", "", False), ("ready", "serving pima", True),
+                                   ("failed", 'b.csv: "state": "ready" was a lie', False)]:
+        health.report(state, detail)
+        result = compose_healthcheck(health_file)
+        assert result.returncode == (0 if healthy else 1) == health.check(), (state, result)
+        assert json.loads(result.stdout)["state"] == state
