@@ -131,7 +131,9 @@ class SyncClient:
         party.config_path.chmod(0o600)
         self.server_url = url
 
-    def start(self, timeout: float = 120) -> None:
+    def start(self, timeout: float = 120, meanwhile: Callable[[], None] | None = None) -> None:
+        """Start this party's SyftBox client and wait until it syncs; `meanwhile` runs (once, in
+        this thread) while the client process starts, so the two start-ups overlap."""
         party = self.party
         if self.running_here():
             # A second command in this container (`docker exec ds federation ds`): use the
@@ -139,6 +141,8 @@ class SyncClient:
             # keys and fight the first over the same datasite.
             log.info("using the SyftBox client already running for %s", party.email)
             self.reused = True
+            if meanwhile is not None:
+                meanwhile()
             return
         self.join(timeout)
         # (before each attempt below: a pidfile left by the previous container names a PID
@@ -162,6 +166,9 @@ class SyncClient:
             (party.syftbox_dir / "syftbox.pid").unlink(missing_ok=True)
             self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=env)
+            if meanwhile is not None:
+                meanwhile, work = None, meanwhile
+                work()
             try:
                 self.wait(self._ready, timeout, f"the SyftBox client of {party.email} (log: {log_file.name})")
                 break
@@ -239,7 +246,7 @@ class SyncClient:
             atomic_write(self.ignore_file, "\n".join(block + lines) + "\n")
             log.info("sync keeps only %s and the other parties' public keys", self.party.email)
 
-    def keep_off_the_wire(self, path_in_datasite: str) -> None:
+    def keep_off_the_wire(self, path_in_datasite: str, why: str = "private to this party") -> None:
         """Never upload this folder of our own datasite (a gitwildmatch rule in _.syftignore).
 
         Permission files cannot stop an owner's client from uploading its own files;
@@ -249,7 +256,7 @@ class SyncClient:
         lines = self.ignore_file.read_text().splitlines()
         if rule not in lines:
             with self.ignore_file.open("a") as f:
-                f.write(f"\n# never synced: private to this party\n{rule}\n")
+                f.write(f"\n# never synced: {why}\n{rule}\n")
             log.info("sync ignores %s", rule)
 
     def ensure_keys(self):

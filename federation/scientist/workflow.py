@@ -157,10 +157,8 @@ def main() -> int:
         from federation.scientist.web import serve_results
 
         serve_results(settings.results_dir, port=settings.results_port)
-    import_libraries()  # while the sync server starts, not after it answers
-
     try:
-        sync.start()
+        sync.start(meanwhile=import_libraries)  # the libraries load while the client starts
         sync.ensure_keys()
         run_study(settings, sync, run)
     except KitError:  # this container cannot be the DS: it stops, saying why (cli prints it)

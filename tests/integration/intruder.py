@@ -8,7 +8,7 @@ sync server, by its service name. It prints one JSON report: every attempt, the 
     SERVER            https://syftbox:5001
     MALLORY_TOKEN     a valid access token of an invited party no owner trusts
     EXPIRED_TOKEN     a token the server signed for the DS, already expired
-    PROTECTED         JSON list of paths mallory may not read (the DS's code, its messages)
+    PROTECTED         JSON list of paths mallory may not read (the DS's messages, its permissions)
     FORGED_UPLOADS    JSON list of [path, content]: requests in the DS's name
 """
 

@@ -39,14 +39,12 @@ def forged_job_request() -> tuple[str, str, str]:
 
 
 def protected_paths() -> list[str]:
-    """Files on the server that only the DS (or do1) may read: the DS's code copies at do1, the
-    DS's Flower messages, the DS's own root permission file."""
+    """Files on the server that only the DS (or do1) may read: the DS's Flower messages, the DS's
+    own root permission file. The DS's code copies at the owners never reach the server."""
     out = exec_in("syftbox", "sh", "-c", "cd /home/syft/server/snapshot && find . -type f").stdout.split()
     paths = [p[2:] for p in out]
-    wanted = [next(p for p in paths if "/user_files/ds@openmined.org/UserCode/" in p and p.endswith("main.py")),
-              next(p for p in paths if "/rpc/messages/ds@openmined.org/" in p),
-              "ds@openmined.org/syftperm.yaml"]
-    return wanted
+    assert [p for p in paths if "/app_data/RDS/user_files/" in p] == []
+    return [next(p for p in paths if "/rpc/messages/ds@openmined.org/" in p), "ds@openmined.org/syftperm.yaml"]
 
 
 def run_intruder(env: dict[str, str]) -> list[dict]:
@@ -175,8 +173,8 @@ def test_a_remote_owner_joins_through_the_published_port_and_counts(stack, priva
 
 
 def test_intruders_are_refused_and_a_forged_request_runs_nothing(stack):
-    """After the remote owner's run: the files it protects (code copies, Flower messages) are
-    that run's, still synced (SYNCED_RETENTION)."""
+    """After the remote owner's run: the files it protects (Flower messages) are that run's,
+    still synced (SYNCED_RETENTION)."""
     jobs_before = {row["ID"] for row in jobs_table(f"{PROJECT}-do1-1")}
     forged_path, forged_content, forged_id = forged_job_request()
     report = run_intruder({
