@@ -28,6 +28,21 @@ another party wrote comes down at once instead of at the next loop. Against a se
 (404) the thread stops and the loop polls as before.
 syftbox 0.4.0 also retried a failed pass at once, in a tight loop; it now waits an interval.
 
+And fewer requests a pass (always on). syftbox 0.4.0 downloads the files new on the server in one
+request at its first pass only, then each file with two (its metadata, then the file), and asks
+for a file's metadata before uploading a new one. Now each pass downloads in one request the
+files it never had that are not here (written in place, as each file was: a rename would hide
+the new file from syft-event's watchers, which look for created files by name), and a file
+that the pass's listing does not show goes up without asking first (the server refuses a create
+over an existing file; the next pass then sees it). Changed files still take the per-file path.
+
+And the same filters for less CPU (always on). Every pass filtered every listed path (the files of
+every datasite the party may read, most of them ignored) by first resolving the datasites folder
+and looking at each of the path's folders for a symlink, then by the ignore rules, parsed again
+from `_.syftignore` at each call (twice a datasite a pass). Now the rules are parsed again only
+when the file changes, the symlink test comes last (on the paths the rules keep) and looks at
+each folder once a call. The result is the same set of paths.
+
     python syftbox_launcher.py [--sync-interval S] client --config ... --email ... [syftbox client options]
 """
 
@@ -105,6 +120,146 @@ def _patch_forget_deleted() -> None:
     insert._forgets_deleted = True
     state_cls.insert_synced_file = insert
     state_cls.load = load_trimmed
+
+
+def _patch_cheaper_filters() -> None:
+    import functools
+    import stat
+
+    import pathspec
+    from syftbox.client.plugins.sync import consumer, datasite_state
+    from syftbox.lib import hash as hashing
+    from syftbox.lib import ignore
+
+    if getattr(ignore.filter_ignored_paths, "_cheaper", False):
+        return
+    resolved = functools.lru_cache(maxsize=16)(ignore.to_path)  # the datasites folder, resolved once
+    parsed: dict = {}  # ignore file -> (what its stat said, its rules)
+
+    def get_ignore_rules(folder):
+        ignore_file = resolved(folder) / ignore.IGNORE_FILENAME
+        try:
+            st = ignore_file.stat()
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        seen = (st.st_mtime_ns, st.st_size, st.st_ino)  # rewritten (a new inode) or appended: parsed again
+        if ignore_file not in parsed or parsed[ignore_file][0] != seen:
+            with open(ignore_file) as f:
+                parsed[ignore_file] = (seen, pathspec.PathSpec.from_lines("gitwildmatch", f.readlines()))
+        return parsed[ignore_file][1]
+
+    def symlink_test(datasites_dir):
+        """is_symlinked_file for many paths of one folder: each folder is looked at once."""
+        base, linked = resolved(datasites_dir), {}
+
+        def is_link(path) -> bool:
+            if path not in linked:
+                linked[path] = path.is_symlink()
+            return linked[path]
+
+        def symlinked(abs_path) -> bool:
+            if is_link(abs_path):
+                return True
+            for parent in abs_path.parents:
+                if parent == base:
+                    break
+                if is_link(parent):
+                    return True
+            return False
+
+        return symlinked
+
+    def filter_ignored_paths(datasites_dir, relative_paths, ignore_hidden_files=True, ignore_symlinks=True,
+                             ignore_rejected_files=True):
+        if ignore_hidden_files:
+            relative_paths = ignore.filter_hidden_files(relative_paths)
+        if ignore_rejected_files:
+            relative_paths = ignore.filter_rejected_files(relative_paths)
+        rules = get_ignore_rules(datasites_dir)
+        if rules is not None:
+            relative_paths = [path for path in relative_paths if not rules.match_file(path)]
+        if ignore_symlinks:  # the costly test last, on what is left
+            symlinked = symlink_test(datasites_dir)
+            relative_paths = [path for path in relative_paths if not symlinked(datasites_dir / path)]
+        return relative_paths
+
+    def get_syftignore_matches(datasites_dir, relative_paths, include_symlinks=False):
+        rules = get_ignore_rules(datasites_dir)
+        if rules is None:
+            return []
+        symlinked = symlink_test(datasites_dir)
+        return [path for path in relative_paths
+                if (rules.match_file(path) or ignore._is_rejected_file(path))
+                and (include_symlinks or not symlinked(datasites_dir / path))]
+
+    filter_ignored_paths._cheaper = True
+    ignore.get_ignore_rules = get_ignore_rules
+    for module in (ignore, hashing, consumer, datasite_state):  # each imported the functions by name
+        if hasattr(module, "filter_ignored_paths"):
+            module.filter_ignored_paths = filter_ignored_paths
+        if hasattr(module, "get_syftignore_matches"):
+            module.get_syftignore_matches = get_syftignore_matches
+
+
+def _patch_batched_pass() -> None:
+    from pathlib import Path
+
+    from loguru import logger
+    from syftbox.client.plugins.sync import consumer, manager
+    from syftbox.client.plugins.sync.constants import MAX_FILE_SIZE_MB
+    from syftbox.client.plugins.sync.exceptions import FatalSyncError
+    from syftbox.client.plugins.sync.types import SyncActionType
+    from syftbox.lib import ignore
+
+    manager_cls, consumer_cls = manager.SyncManager, consumer.SyncConsumer
+    if getattr(manager_cls.run_single_thread, "_batches_new_files", False):
+        return
+    asked = consumer_cls.get_current_remote_metadata
+    largest = MAX_FILE_SIZE_MB * 1024 * 1024  # larger files take the per-file path, which refuses them
+
+    def download_new(self, datasite_states) -> None:
+        """Files on the server that this client never had, and that are not here, in one request."""
+        datasites = self.context.workspace.datasites
+        new = [m.path for state in datasite_states for m in (state.remote_state or [])
+               if not self.local_state.states.get(m.path) and m.file_size <= largest
+               and not (datasites / m.path).exists()]
+        new = ignore.filter_ignored_paths(datasites, new)
+        if not new:
+            return
+        try:
+            received = consumer.create_local_batch(self.context, new)  # [] (logged) if the server fails
+            for path in received:
+                self.local_state.insert_synced_file(path=Path(path), state=self.consumer.get_current_local_metadata(Path(path)),
+                                                    action=SyncActionType.CREATE_LOCAL, save=False)
+            self.local_state.save()
+        except FatalSyncError:
+            raise
+        except Exception as e:  # each file then takes the per-file path of this pass
+            logger.error(f"Failed to download {len(new)} new files in one request, one by one instead: {e}")
+
+    def run_single_thread(self) -> None:
+        datasite_states = self.producer.get_datasite_states()
+        self.consumer.listed = {m.path for state in datasite_states for m in (state.remote_state or [])}
+        self.download_new(datasite_states)
+        for datasite_state in datasite_states:
+            self.producer.enqueue_datasite_changes(datasite_state)
+        self.consumer.consume_all()
+        self.sync_run_once = True
+
+    def remote_metadata(self, path: Path):
+        # A file this client never synced, not in this pass's listing: new here, so it goes up
+        # at once. Were it on the server after all (made since, or the listing failed), the
+        # server refuses the create and a later pass compares again; nothing is overwritten.
+        # A file synced before is asked about as ever (gone from the listing = deleted there).
+        if path not in getattr(self, "listed", {path}) and not self.local_state.states.get(path):
+            return None
+        return asked(self, path)
+
+    run_single_thread._batches_new_files = True
+    manager_cls.run_single_thread, manager_cls.download_new = run_single_thread, download_new
+    consumer_cls.get_current_remote_metadata = remote_metadata
 
 
 CHANGES = "/sync/changes"
@@ -188,6 +343,8 @@ def _patch_sync_now() -> None:
 if __name__ == "__main__":
     _patch_create_remote()
     _patch_forget_deleted()
+    _patch_cheaper_filters()
+    _patch_batched_pass()
     _patch_sync_now()
     args = sys.argv[1:]
     if args[:1] == ["--sync-interval"]:

@@ -1,7 +1,7 @@
 """The SyftBox client as the image runs it (syftbox 0.4.0 in its own venv, through
 federation/common/syftbox_launcher.py): a new file rewritten between its hash and its upload,
 the saved sync state of files deleted on both sides, the nudge that runs a pass at once, and the
-server's change token that wakes a waiting client.
+server's change token that wakes a waiting client, the requests of a pass, and its path filters.
 
 syft-rds creates a job record and rewrites it twice within a second. Unpatched, the client
 recorded the hash it took before the upload as what the server holds, so the record's next
@@ -220,6 +220,124 @@ print(json.dumps({
 """
 
 
+# Two clients' sync passes against the legacy server itself (in-process), each request counted.
+PASSES = LAUNCHER + r"""
+import collections, contextlib, os
+from fastapi.testclient import TestClient
+
+root = Path(tempfile.mkdtemp())
+os.environ.update({"SYFTBOX_DATA_FOLDER": str(root / "server"), "SYFTBOX_AUTH_ENABLED": "true",
+                   "SYFTBOX_JWT_SECRET": "s3cret", "SYFTBOX_SENDGRID_SECRET": "unused"})
+from syftbox.client.plugins.sync.manager import SyncManager
+from syftbox.client.server_client import SyftBoxClient
+from syftbox.lib.workspace import SyftWorkspace
+from syftbox.server.server import create_server
+from syftbox.server.settings import ServerSettings
+from syftbox.server.users.auth import generate_access_token
+
+OWNER, DS = "do1@openmined.org", "ds@openmined.org"
+READ_ALL = "- path: '**'\n  user: '*'\n  permissions: [read]\n"
+
+
+def scenario(name: str) -> dict:
+    settings = ServerSettings(data_folder=root / name / "server")
+    server = create_server(settings)
+    with contextlib.ExitStack() as connections:
+        asked = collections.Counter()
+
+        def party(email: str) -> SyncManager:
+            workspace = SyftWorkspace(root / name / email)
+            workspace.mkdirs()
+            conn = connections.enter_context(TestClient(server, headers={
+                "Authorization": f"Bearer {generate_access_token(settings, email)}"}))  # entered: the server's state
+            conn.event_hooks = {"request": [lambda r: asked.update([(email, r.url.path)])], "response": []}
+            sync = SyncManager(SimpleNamespace(workspace=workspace, email=email, client=SyftBoxClient(conn)))
+            sync.local_state.save()
+            return sync
+
+        def one_pass(sync: SyncManager) -> dict:
+            asked.clear()
+            sync.run_single_thread()
+            return {path: n for (_, path), n in asked.items() if path != "/sync/datasite_states"}
+
+        owner, ds = party(OWNER), party(DS)
+        public = owner.context.workspace.datasites / OWNER / "public"
+        public.mkdir(parents=True)
+        (public.parent / "syftperm.yaml").write_text(f"- path: '**'\n  user: {OWNER}\n  permissions: [admin]\n")
+        (public / "syftperm.yaml").write_text(READ_ALL)
+        one_pass(owner), one_pass(ds)  # each party's first pass
+        for i in range(5):
+            (public / f"{i}.request").write_text(f"message {i}" * (i + 1))
+        up = one_pass(owner)
+        # a file the DS wrote itself where the owner's file of the same name comes down: its own stays
+        clash = ds.context.workspace.datasites / OWNER / "public" / "4.request"
+        clash.parent.mkdir(parents=True, exist_ok=True)
+        clash.write_text("the DS's own")
+        down = one_pass(ds)
+        again = one_pass(ds)
+        got = {p.name: p.read_text() for p in (ds.context.workspace.datasites / OWNER / "public").iterdir()}
+        return {"up": up, "down": down, "again": again, "got": got,
+                "states": sorted(str(p) for p in ds.local_state.states)}
+
+
+unpatched = scenario("unpatched")
+launcher._patch_create_remote()
+launcher._patch_forget_deleted()
+launcher._patch_batched_pass()
+launcher._patch_batched_pass()  # once
+patched = scenario("patched")
+print(json.dumps({"unpatched": unpatched, "patched": patched}))
+"""
+
+
+# The legacy client's path filters, as shipped and as the launcher runs them, on one tree.
+FILTERS = LAUNCHER + r"""
+import os
+from syftbox.lib import ignore
+
+datasites = Path(tempfile.mkdtemp()) / "datasites"
+files = ["do1@openmined.org/public/did.json", "do1@openmined.org/app_data/a/1.request",
+         "do1@openmined.org/.hidden/x", "do1@openmined.org/app_data/.y", "do1@openmined.org/private/p.csv",
+         "do1@openmined.org/app_data/a/m.request.syftrejected", "do2@openmined.org/public/datasets/d/m.csv",
+         "do2@openmined.org/public/did.json", "do1@openmined.org/app_data/a/__pycache__/c.pyc"]
+for f in files:
+    (datasites / f).parent.mkdir(parents=True, exist_ok=True)
+    (datasites / f).write_text("x")
+os.symlink(datasites / "do1@openmined.org/app_data/a", datasites / "do1@openmined.org/linked")
+os.symlink(datasites / "do1@openmined.org/public/did.json", datasites / "do1@openmined.org/public/alias.json")
+paths = [Path(f) for f in files] + [Path("do1@openmined.org/linked/1.request"), Path("do1@openmined.org/public/alias.json")]
+ignore_file = datasites / "_.syftignore"
+ignore_file.write_text("/*/**\n!/do1@openmined.org/**\n!/*/public/did.json\n/do1@openmined.org/private/\n__pycache__/\n")
+
+
+def everything():
+    out = {}
+    for hidden in (True, False):
+        for links in (True, False):
+            for rejected in (True, False):
+                out[f"filter {hidden} {links} {rejected}"] = sorted(map(str, ignore.filter_ignored_paths(
+                    datasites, paths, ignore_hidden_files=hidden, ignore_symlinks=links, ignore_rejected_files=rejected)))
+    for links in (True, False):
+        out[f"matches {links}"] = sorted(map(str, ignore.get_syftignore_matches(datasites, paths, include_symlinks=links)))
+    return out
+
+
+shipped = everything()
+launcher._patch_cheaper_filters()
+launcher._patch_cheaper_filters()  # once
+cheaper = everything()
+with ignore_file.open("a") as f:  # an owner adds a rule: seen at the next call
+    f.write("/do1@openmined.org/app_data/a/\n")
+appended = ignore.filter_ignored_paths(datasites, paths)
+replacement = datasites / "rules.tmp"  # rewritten whole (a rename), same size as before
+replacement.write_text(ignore_file.read_text().replace("/app_data/a/", "/app_data/b/"))
+os.replace(replacement, ignore_file)
+renamed = ignore.filter_ignored_paths(datasites, paths)
+print(json.dumps({"shipped": shipped, "cheaper": cheaper, "appended": sorted(map(str, appended)),
+                  "renamed": sorted(map(str, renamed))}))
+"""
+
+
 def in_syftbox_venv(script: str) -> dict:
     """`script` run by the image's syftbox interpreter; the JSON its last line printed."""
     run = subprocess.run(["docker", "run", "--rm", "-i", "--entrypoint", "/opt/syftbox/bin/python", "federation:latest",
@@ -267,3 +385,30 @@ def test_a_nudge_on_the_local_api_runs_the_next_sync_pass_at_once(stack):
     assert result["early"] == 200 and result["status"] == 200 and result["routes"] == 1, result
     # a 30 s loop: the pass the nudge asked for came within a fraction of a second, and only it
     assert result["after"] is not None and result["after"] < 0.5 and result["passes"] == 2, result
+
+
+def test_a_pass_downloads_new_files_in_one_request_and_uploads_new_files_without_asking(stack):
+    result = in_syftbox_venv(PASSES)
+    before, after = result["unpatched"], result["patched"]
+    # syftbox 0.4.0 as shipped, after its first pass: two requests a new file, either way
+    assert before["up"] == {"/sync/get_metadata": 5, "/sync/create": 5}, before
+    assert before["down"] == {"/sync/get_metadata": 5, "/sync/download": 4, "/sync/get_diff": 1}, before
+    # as the launcher runs it: one request a new file up, one for every new file down; the file
+    # the DS had written itself under the same name is not overwritten by the batch, it takes
+    # the per-file path (its metadata, a diff) and ends as it did before
+    assert after["up"] == {"/sync/create": 5}, after
+    assert after["down"] == {"/sync/download_bulk": 1, "/sync/get_metadata": 1, "/sync/get_diff": 1}, after
+    assert before["again"] == after["again"] == {}, result  # in sync: the next pass only lists
+    assert after["got"] == before["got"] and after["states"] == before["states"], result
+    assert after["got"]["0.request"] == "message 0" and len(after["states"]) == 6, after
+
+
+def test_the_cheaper_path_filters_keep_exactly_what_the_shipped_ones_keep(stack):
+    result = in_syftbox_venv(FILTERS)
+    assert result["cheaper"] == result["shipped"], result
+    kept = result["shipped"]["filter True True True"]
+    assert kept == ["do1@openmined.org/app_data/a/1.request", "do1@openmined.org/public/did.json",
+                    "do2@openmined.org/public/did.json"], kept
+    # the rules are read again when the ignore file changes, appended or replaced
+    assert "do1@openmined.org/app_data/a/1.request" not in result["appended"], result
+    assert "do1@openmined.org/app_data/a/1.request" in result["renamed"], result
