@@ -222,17 +222,20 @@ def _patch_batched_pass() -> None:
     def download_new(self, datasite_states) -> None:
         """Files on the server that this client never had, and that are not here, in one request."""
         datasites = self.context.workspace.datasites
-        new = [m.path for state in datasite_states for m in (state.remote_state or [])
-               if not self.local_state.states.get(m.path) and m.file_size <= largest
-               and not (datasites / m.path).exists()]
-        new = ignore.filter_ignored_paths(datasites, new)
+        listed = {m.path: m for state in datasite_states for m in (state.remote_state or [])
+                  if not self.local_state.states.get(m.path) and m.file_size <= largest
+                  and not (datasites / m.path).exists()}
+        new = ignore.filter_ignored_paths(datasites, list(listed))
         if not new:
             return
         try:
             received = consumer.create_local_batch(self.context, new)  # [] (logged) if the server fails
-            for path in received:
-                self.local_state.insert_synced_file(path=Path(path), state=self.consumer.get_current_local_metadata(Path(path)),
-                                                    action=SyncActionType.CREATE_LOCAL, save=False)
+            for path in map(Path, received):
+                # what the server listed, as a per-file download records it: not the file read
+                # back, which a reader may have deleted already (the DS's syft-rpc does)
+                state = listed.get(path) or self.consumer.get_current_local_metadata(path)
+                self.local_state.insert_synced_file(path=path, state=state, action=SyncActionType.CREATE_LOCAL,
+                                                    save=False)
             self.local_state.save()
         except FatalSyncError:
             raise

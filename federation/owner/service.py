@@ -93,10 +93,6 @@ def main() -> int:
             time.sleep(3600)
 
     point_libraries_at(settings.party)
-    # syft-rds's imports (a second or more on 2 cores) while the sync server starts, not after.
-    import syft_rds  # noqa: F401
-    from syft_rds.client import rds_client  # noqa: F401
-
     sync = SyncClient(settings.party)
     try:
         serve(settings, sync, held)
@@ -127,6 +123,7 @@ def start_rds_server(config_path):
 
 def import_syft_rds() -> None:
     import syft_rds  # noqa: F401  (about a second of CPU)
+    from syft_rds.client import rds_client  # noqa: F401
 
 
 def serve(settings: OwnerSettings, sync: SyncClient, held: list[data.Dataset]) -> None:
