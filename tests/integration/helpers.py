@@ -293,7 +293,8 @@ def start_owner(name: str, email: str, private_dir: Path | None, start_period: s
 
 # What compose.yaml's x-executor says, for `docker run`.
 EXECUTOR_ARGS = ("--network", "none", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
-                 "--memory", "2g", "--memory-swap", "2g", "--pids-limit", "256", "--tmpfs", "/tmp:size=64m",
+                 "--memory", "2g", "--memory-swap", "2g", "--pids-limit", "256", "--cpu-shares", "256",
+                 "--tmpfs", "/tmp:size=64m",
                  "-u", "1001:1001")
 
 

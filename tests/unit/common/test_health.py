@@ -64,6 +64,7 @@ def test_health_without_a_file_or_with_garbage(health_file, capsys):
 # ====================================================== the containers' healthcheck
 
 COMPOSE = Path(__file__).resolve().parents[3] / "compose.yaml"
+DOCKERFILE = COMPOSE.parent / "docker" / "Dockerfile"
 
 
 def compose_healthcheck(health_file) -> subprocess.CompletedProcess:
@@ -84,3 +85,15 @@ def test_compose_healthcheck_reads_the_state_the_role_reports(health_file):
         result = compose_healthcheck(health_file)
         assert result.returncode == (0 if healthy else 1) == health.check(), (state, result)
         assert json.loads(result.stdout)["state"] == state
+
+
+def test_the_images_default_healthcheck_is_the_same_shell_read():
+    """compose.do.yaml's owner (a hospital's own machine) takes the image's HEALTHCHECK: the same
+    cheap read as compose.yaml's, not a Python start every 5 s."""
+    _, command = yaml.safe_load(COMPOSE.read_text())["x-healthcheck"]["test"]
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    runtime = text.split("AS runtime", 1)[1].split("\nFROM ", 1)[0]
+    (line,) = [l for l in runtime.splitlines() if l.startswith("HEALTHCHECK")]
+    check = line.split(" CMD ", 1)[1]
+    assert not check.startswith("[")  # the shell form: Docker runs it with sh -c
+    assert " ".join(check.split()) == " ".join(command.replace("$$", "$").split())
