@@ -41,7 +41,8 @@ every datasite the party may read, most of them ignored) by first resolving the 
 and looking at each of the path's folders for a symlink, then by the ignore rules, parsed again
 from `_.syftignore` at each call (twice a datasite a pass). Now the rules are parsed again only
 when the file changes, the symlink test comes last (on the paths the rules keep) and looks at
-each folder once a call. The result is the same set of paths.
+each folder once a call (a file changed in the last 2 s is parsed again at every call, so a
+same-size rewrite in place is never missed). The result is the same set of paths.
 
     python syftbox_launcher.py [--sync-interval S] client --config ... --email ... [syftbox client options]
 """
@@ -125,6 +126,7 @@ def _patch_forget_deleted() -> None:
 def _patch_cheaper_filters() -> None:
     import functools
     import stat
+    import time
 
     import pathspec
     from syftbox.client.plugins.sync import consumer, datasite_state
@@ -144,11 +146,19 @@ def _patch_cheaper_filters() -> None:
             return None
         if not stat.S_ISREG(st.st_mode):
             return None
-        seen = (st.st_mtime_ns, st.st_size, st.st_ino)  # rewritten (a new inode) or appended: parsed again
-        if ignore_file not in parsed or parsed[ignore_file][0] != seen:
-            with open(ignore_file) as f:
-                parsed[ignore_file] = (seen, pathspec.PathSpec.from_lines("gitwildmatch", f.readlines()))
-        return parsed[ignore_file][1]
+        # Rewritten (a new inode, a new ctime) or appended: parsed again. A file changed within the
+        # last 2 s is parsed again at every pass and not kept: a same-size rewrite in place within
+        # one timestamp tick would look unchanged.
+        seen = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+        if ignore_file in parsed and parsed[ignore_file][0] == seen:
+            return parsed[ignore_file][1]
+        with open(ignore_file) as f:
+            rules = pathspec.PathSpec.from_lines("gitwildmatch", f.readlines())
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > 2_000_000_000:
+            parsed[ignore_file] = (seen, rules)
+        else:
+            parsed.pop(ignore_file, None)
+        return rules
 
     def symlink_test(datasites_dir):
         """is_symlinked_file for many paths of one folder: each folder is looked at once."""

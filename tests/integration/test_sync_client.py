@@ -333,8 +333,11 @@ replacement = datasites / "rules.tmp"  # rewritten whole (a rename), same size a
 replacement.write_text(ignore_file.read_text().replace("/app_data/a/", "/app_data/b/"))
 os.replace(replacement, ignore_file)
 renamed = ignore.filter_ignored_paths(datasites, paths)
+with ignore_file.open("r+") as f:  # rewritten in place at once, same size, same inode
+    f.write(f.read().replace("/app_data/b/", "/app_data/a/"))
+in_place = ignore.filter_ignored_paths(datasites, paths)
 print(json.dumps({"shipped": shipped, "cheaper": cheaper, "appended": sorted(map(str, appended)),
-                  "renamed": sorted(map(str, renamed))}))
+                  "renamed": sorted(map(str, renamed)), "in_place": sorted(map(str, in_place))}))
 """
 
 
@@ -412,3 +415,4 @@ def test_the_cheaper_path_filters_keep_exactly_what_the_shipped_ones_keep(stack)
     # the rules are read again when the ignore file changes, appended or replaced
     assert "do1@openmined.org/app_data/a/1.request" not in result["appended"], result
     assert "do1@openmined.org/app_data/a/1.request" in result["renamed"], result
+    assert "do1@openmined.org/app_data/a/1.request" not in result["in_place"], result
