@@ -68,6 +68,9 @@ def docker_setup(results_dir: Path):
     # ones' files (about 0.3 s per run kept, measured with scripts/soak). test_history's
     # owners check the retention itself.
     os.environ["SYNCED_RETENTION"] = "2m"
+    # `up --wait` and the restart tests wait on health, which a container reaches one interval
+    # after it started: 5 s here, 30 s by default (each check costs Docker CPU, see compose.yaml).
+    os.environ["HEALTHCHECK_INTERVAL"] = "5s"
     # Volumes of an earlier, interrupted session would hold its datasites: start clean.
     compose("down", "-v", "--remove-orphans")
     # --wait: returns once every service is healthy; the DS is healthy once its run succeeded.
