@@ -181,7 +181,8 @@ PREVIEW_NICE = 10
 
 def start_mock_preview(settings: ScientistSettings, owners: list[OwnerSession]) -> subprocess.Popen | None:
     """The app's statistics on the owners' mocks (results/mock/), for the page to show beside
-    the real ones; runs while the owners review the job. None: the app has no preview."""
+    the real ones; runs once the round is over, while the owners' jobs end. None: the app has
+    no preview."""
     module = preview_module(settings.fed_app)
     if module is None:
         return None

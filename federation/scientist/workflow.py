@@ -113,7 +113,6 @@ def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> Non
             servers.pop().stop()
             shutil.rmtree(run_dir, ignore_errors=True)
         watch("submitted")
-        mock_preview = start_mock_preview(settings, owners)
         with run.step("approval"):
             wait_until_running(settings, owners, sync, watch)
         if not servers:  # a resumed submission: started now, as its round may begin at once
@@ -126,6 +125,9 @@ def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> Non
             run.record.replies = [r.to_json() for r in rounds or read_rounds(app_dir.parent / MESSAGE_LOG)]
         replied, missing = check_replies(settings, rounds)
         run.record.datasites, run.record.missing_datasites = replied, missing
+        # The mock figures once the real results are in, while the owners' jobs wrap up: during
+        # the round it took CPU from the owners' jobs (whose executors weigh a quarter of a party).
+        mock_preview = start_mock_preview(settings, owners)
         with run.step("finish"):
             wait_until_done([o for o in owners if o.email not in missing], watch)
         finish_mock_preview(mock_preview, settings)
