@@ -23,9 +23,10 @@ And one addition (always on): `POST /sync/now` on the client's local API wakes i
 a file written goes up at once instead of at the next loop (the app side asks after every
 message it writes: `federation/common/sync_now.py`). Nudges during a pass make one more pass.
 The loop is also woken when the server says a file changed: a thread holds the server's
-`GET /sync/changes` open (the guard's addition, `federation/sync_server/guard.py`), so a file
-another party wrote comes down at once instead of at the next loop. Against a server without it
-(404) the thread stops and the loop polls as before.
+`/sync/changes` open (the guard's addition, `federation/sync_server/guard.py`), so a file
+another party wrote comes down at once instead of at the next loop. The request (a POST) carries
+the client's ignore rules, so the server wakes it only for files it syncs. Against a server
+without the route (404) the thread stops and the loop polls as before.
 syftbox 0.4.0 also retried a failed pass at once, in a tight loop; it now waits an interval.
 
 And fewer requests a pass (always on). syftbox 0.4.0 downloads the files new on the server in one
@@ -288,6 +289,7 @@ def _patch_sync_now() -> None:
     from syftbox.client.plugins.sync import manager
     from syftbox.client.plugins.sync.exceptions import FatalSyncError
     from syftbox.client.routers import sync_router
+    from syftbox.lib import ignore
 
     manager_cls = manager.SyncManager
     if getattr(manager_cls.start, "_wakes_on_request", False):
@@ -298,14 +300,27 @@ def _patch_sync_now() -> None:
         if event is not None:  # not syncing yet: its first pass comes anyway
             event.set()
 
+    def ignore_rules(self):
+        """This client's ignore rules (`_.syftignore`) as text; None when it has none to read."""
+        try:
+            return (self.context.workspace.datasites / ignore.IGNORE_FILENAME).read_text()
+        except (AttributeError, OSError, UnicodeDecodeError):
+            return None
+
     def watch_changes(self) -> None:
-        """Wake the loop whenever the server's change token moves (a long poll)."""
+        """Wake the loop whenever the server's change token moves (a long poll). The request
+        carries this client's ignore rules, read again each time: the server then wakes it only
+        for files it syncs."""
         seen = None
         # ends with the loop it wakes (stopped, or ended by a fatal sync error)
         while not self.is_stop_requested and (self.thread is None or self.thread.is_alive()):
             try:
-                response = self.context.client.conn.get(
-                    CHANGES, params={"since": seen or "", "wait": CHANGES_WAIT}, timeout=CHANGES_WAIT + 15)
+                asked = {"params": {"since": seen or "", "wait": CHANGES_WAIT}, "timeout": CHANGES_WAIT + 15}
+                rules = self.ignore_rules()
+                if rules is None:
+                    response = self.context.client.conn.get(CHANGES, **asked)
+                else:
+                    response = self.context.client.conn.post(CHANGES, json={"ignore": rules}, **asked)
                 if response.status_code == 404:
                     logger.warning("the server has no /sync/changes: syncing every interval only")
                     return
@@ -350,6 +365,7 @@ def _patch_sync_now() -> None:
 
     start._wakes_on_request = True
     manager_cls.start, manager_cls.wake, manager_cls.watch_changes = start, wake, watch_changes
+    manager_cls.ignore_rules = ignore_rules
     sync_router.router.add_api_route("/now", sync_now, methods=["POST"])  # before the app includes it
 
 

@@ -18,10 +18,18 @@ And one addition: `GET /sync/changes?since=TOKEN&wait=SECONDS` (a token needed, 
 `/sync/` path) answers the party's change token as soon as it differs from `since`, or after
 `wait` seconds (at most 30). A party's token changes after a write (`/sync/create`,
 `/sync/apply_diff`, `/sync/delete`) of a file the legacy server lets it read, not its own
-writes; every party's after a permission file or a write whose path the guard cannot read. A
-client that holds this request open learns of a new file at once instead of at its next poll
-(`syftbox_launcher.py` does). It says only that something it may read changed, not what or
-where: what a party may read is still only what `/sync/datasite_states` lists for it.
+writes; every party's after a write whose path the guard cannot read. A client that holds this
+request open learns of a new file at once instead of at its next poll (`syftbox_launcher.py`
+does). It says only that something it may read changed, not what or where: what a party may
+read is still only what `/sync/datasite_states` lists for it.
+
+A client may send its ignore rules with that request (`POST`, `{"ignore": "<its _.syftignore>"}`):
+then a write it would not sync anyway (its rules ignore the path) leaves its token alone, and a
+permission file moves its token only when it syncs a file under that file's folder (the only
+files whose reading the permission file can change). With 8 owners, each owner syncing its own
+datasite and the others' public keys, 7 of every 8 wake-ups an owner got were for files it
+ignores (every owner may read the others' public files and job records). A party that sends no
+rules is told of every write it may read, and of every permission file.
 
     python guard.py --data-folder DIR --port 5001 --cert server.pem --key server.key
 """
@@ -44,6 +52,7 @@ NEVER = ("/auth/request_email_token", "/auth/validate_email_token")
 CHANGES = "/sync/changes"
 WRITES = ("/sync/create", "/sync/apply_diff", "/sync/delete")
 LONGEST_WAIT = 30.0
+LONGEST_RULES = 64 * 1024  # bytes of ignore rules a client may send with /sync/changes
 
 
 def decide(path, authorization, verify, revoked):
@@ -159,6 +168,46 @@ class Changes:
         return self.token(email)
 
 
+class Scopes:
+    """What each party's client syncs: the ignore rules (gitwildmatch, paths relative to the
+    datasites folder, as the legacy client reads its `_.syftignore`) it sent with its last
+    `/sync/changes`. A party that sent none syncs everything it may read."""
+
+    def __init__(self):
+        self._rules = {}  # email -> (the rules' text, their PathSpec)
+
+    def update(self, email, text):
+        if text is None:
+            self._rules.pop(email, None)
+        elif self._rules.get(email, (None,))[0] != text:
+            import pathspec
+
+            self._rules[email] = (text, pathspec.PathSpec.from_lines("gitwildmatch", text.splitlines()))
+
+    def syncs(self, email, path):
+        """Whether `email`'s client syncs `path` (a path its rules do not ignore)."""
+        rules = self._rules.get(email)
+        return rules is None or not rules[1].match_file(path)
+
+
+async def _read_scope(receive):
+    """The ignore rules a `POST /sync/changes` body sends; ValueError when the body is not
+    `{"ignore": "<text>"}` (or is longer than LONGEST_RULES)."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        body.extend(message.get("body", b""))
+        if len(body) > LONGEST_RULES:
+            raise ValueError(f"more than {LONGEST_RULES} bytes of ignore rules")
+        if not message.get("more_body", False):
+            break
+    payload = json.loads(bytes(body) or b"{}")  # a JSONDecodeError is a ValueError
+    rules = payload.get("ignore") if isinstance(payload, dict) else None
+    if not isinstance(rules, str):
+        raise ValueError('the body must be {"ignore": "<the client\'s ignore rules>"}')
+    return rules
+
+
 # The path a write names: /sync/create sends it as the uploaded file's name (multipart), the
 # others as "path" in a JSON body. Read from the first bytes of the body, as it passes through.
 WRITTEN_PATH = (
@@ -204,11 +253,14 @@ async def _answer(send, status, payload):
 class Guard:
     """ASGI middleware: answers refused requests and `/sync/changes` itself, passes the rest to
     the server, and marks every write as a change for the parties that may read what it wrote
-    (`readers_of(path, parties)`: those of `parties` who may; None: every party)."""
+    and sync it (`readers_of(path, parties)`: those of `parties` who may; None: every party;
+    `files_under(folder)`: the paths the server holds under a folder, for permission files)."""
 
-    def __init__(self, app, verify, revocations, readers_of=None):
+    def __init__(self, app, verify, revocations, readers_of=None, files_under=None):
         self.app, self.verify, self.revocations, self.readers_of = app, verify, revocations, readers_of
+        self.files_under = files_under
         self.changes = Changes()
+        self.scopes = Scopes()
 
     def _email(self, headers):
         """The (already verified) token's email, as the legacy server reads it (case and all:
@@ -226,7 +278,14 @@ class Guard:
                 return
             if scope["path"] == CHANGES:
                 since, seconds = _wait_arguments(scope.get("query_string", b""))
-                token = await self.changes.wait(self._email(headers), since, seconds)
+                email = self._email(headers)
+                if scope.get("method") == "POST":
+                    try:
+                        self.scopes.update(email, await _read_scope(receive))
+                    except ValueError as e:
+                        await _answer(send, 400, {"detail": f"ignore rules not taken: {e}"})
+                        return
+                token = await self.changes.wait(email, since, seconds)
                 await _answer(send, 200, {"changes": token})
                 return
             if scope["path"] in WRITES:
@@ -253,12 +312,20 @@ class Guard:
 
     async def _readers(self, path, writer):
         """Who is told of a write to `path` by `writer` (None: every party). The writer's own
-        client made it; a permission file may change what anyone reads."""
-        if self.readers_of is None or path is None or path.rsplit("/", 1)[-1].endswith(PERMISSION_FILE):
+        client made it; a permission file may change what anyone reads of the files under its
+        folder, so it concerns whoever syncs one of them."""
+        if self.readers_of is None or path is None:
             return None
         parties = [e for e in self.changes.parties if e != writer]
         try:
-            return await asyncio.to_thread(self.readers_of, path, parties)
+            if path.rsplit("/", 1)[-1].endswith(PERMISSION_FILE):
+                if self.files_under is None:
+                    return None
+                folder = path.rsplit("/", 1)[0] if "/" in path else ""
+                files = [path, *await asyncio.to_thread(self.files_under, folder)]
+                return [e for e in parties if any(self.scopes.syncs(e, f) for f in files)]
+            parties = [e for e in parties if self.scopes.syncs(e, path)]
+            return await asyncio.to_thread(self.readers_of, path, parties) if parties else []
         except Exception:  # the permission store could not say: tell everyone
             return None
 
@@ -282,6 +349,21 @@ def reading_rule(db_path):
             rules=rules, user=e, path=Path(path)).has_permission(PermissionType.READ)]
 
     return readers_of
+
+
+def stored_files(db_path):
+    """files_under(folder): the paths the legacy server holds under `folder` (every datasite for "")."""
+    from syftbox.server.db.db import get_all_metadata
+    from syftbox.server.db.schema import get_db
+
+    def files_under(folder):
+        connection = get_db(db_path)
+        try:
+            return [m.path.as_posix() for m in get_all_metadata(connection, path_like=f"{folder}/" if folder else None)]
+        finally:
+            connection.close()
+
+    return files_under
 
 
 def main(argv):
@@ -318,7 +400,8 @@ def main(argv):
 
     from syftbox.server.settings import ServerSettings
 
-    guarded = Guard(app, verify, Revocations(args.revoked_file), reading_rule(ServerSettings().file_db_path))
+    db_path = ServerSettings().file_db_path
+    guarded = Guard(app, verify, Revocations(args.revoked_file), reading_rule(db_path), stored_files(db_path))
     # Clients hold `/sync/changes` open for up to 30 s: at shutdown, wait 2 s for requests, not 30.
     uvicorn.run(guarded, host="0.0.0.0", port=args.port, log_level="warning",
                 ssl_certfile=args.cert, ssl_keyfile=args.key, timeout_graceful_shutdown=2)

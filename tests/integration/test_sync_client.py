@@ -162,21 +162,47 @@ spec = importlib.util.spec_from_file_location("guard", guard_path)
 guard = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(guard)
 
+from fastapi import Request
+
 legacy = FastAPI()
-legacy.post("/sync/create")(lambda: {})
+
+
+@legacy.post("/sync/create")
+async def create(request: Request):
+    await request.body()  # as the legacy server reads it: through the guard, which reads the path
+    return {}
+
+
 SECRET = "s3cret"
-token = jwt.encode({"type": "access_token", "email": "do1@openmined.org", "iat": time.time()}, SECRET)
-front = guard.Guard(legacy, lambda t: jwt.decode(t, SECRET, algorithms=["HS256"]), guard.Revocations("/nowhere"))
+tokens = {e: jwt.encode({"type": "access_token", "email": e, "iat": time.time()}, SECRET)
+          for e in ("do1@openmined.org", "do2@openmined.org")}
+front = guard.Guard(legacy, lambda t: jwt.decode(t, SECRET, algorithms=["HS256"]), guard.Revocations("/nowhere"),
+                    readers_of=lambda path, parties: parties)  # everyone may read everything
 launcher._patch_sync_now()
-with TestClient(front, headers={"Authorization": f"Bearer {token}"}) as server:
+# do1's client syncs its own datasite only (its rules, as an owner's ignore file holds them)
+datasites = Path(tempfile.mkdtemp()) / "datasites"
+datasites.mkdir()
+(datasites / "_.syftignore").write_text("/*/**\n!/do1@openmined.org/**\n")
+
+
+def upload(path):  # another party's upload, as its client sends it
+    return server.post("/sync/create", files={"file": (path, b"x")},
+                       headers={"Authorization": f"Bearer {tokens['do2@openmined.org']}"}).status_code
+
+
+with TestClient(front, headers={"Authorization": f"Bearer {tokens['do1@openmined.org']}"}) as server:
     sync = a_loop(30, server)
+    sync.context.workspace = SimpleNamespace(datasites=datasites)
     sync.start()
     # its first pass, and one more for the watcher's first answer unless that came first
     wait(lambda: len(sync.passes) >= 1, 5)
     time.sleep(0.5)
     quiet = len(sync.passes)  # a 30 s loop, nothing written: no pass
+    ignored = upload("do2@openmined.org/app_data/x.yaml")  # a file do1's client does not sync
+    time.sleep(0.5)
+    still = len(sync.passes)
     asked = time.monotonic()
-    written = server.post("/sync/create").status_code  # another party's upload
+    written = upload("do1@openmined.org/app_data/rpc/1.request")  # one it syncs
     woke = wait(lambda: len(sync.passes) == quiet + 1, 5)
     after = sync.passes[-1] - asked if woke else None
     watching = sync._federation_watcher.is_alive()
@@ -189,7 +215,7 @@ old_server.wake()
 polled = wait(lambda: len(old_server.passes) == 2, 5)
 old_server.stop()
 print(json.dumps({"quiet": quiet, "written": written, "after": after, "watching": watching,
-                  "stopped": stopped, "polled": polled}))
+                  "stopped": stopped, "polled": polled, "ignored": ignored, "still": still - quiet}))
 """
 
 # The guard's rule for who learns of a write: the legacy server's own rule for reading a file.
@@ -373,6 +399,8 @@ def test_a_write_on_the_server_wakes_a_waiting_client_at_once(stack):
     assert result["written"] == 200 and result["quiet"] in (1, 2) and result["watching"], result
     # a 30 s loop: another party's write brought the next pass within a fraction of a second
     assert result["after"] is not None and result["after"] < 0.5, result
+    # a file its ignore rules leave out (the rules go with the request) did not wake it
+    assert result["ignored"] == 200 and result["still"] == 0, result
     assert result["stopped"] and result["polled"], result  # an older server: polling only, no error
 
 

@@ -335,3 +335,146 @@ def test_a_party_is_known_by_its_email_as_the_legacy_server_compares_it():
 
     before, after = asyncio.run(scenario())
     assert after != before
+
+
+# ---------------------------------------------------------------- what a party's client syncs
+
+# An owner's rules as federation writes them (common/syftbox.py): its own datasite and the
+# others' public keys; the rest of every datasite ignored.
+OWNER_RULES = "/*/**\n!/{me}/**\n!/*/public/did.json\n/{me}/private/\n"
+
+
+def _post_changes(token, body, query=b""):
+    """A POST /sync/changes with `body`: (scope, receive) for the middleware."""
+    scope = _request("/sync/changes", token, query) | {"method": "POST"}
+    chunks = [body[:5], body[5:]]  # in two parts, as a client may send it
+
+    async def receive():
+        chunk = chunks.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    return scope, receive
+
+
+def _guard_syncing(rule=lambda email, path: True, stored=()):
+    """A guard whose readers are those `rule` allows, whose store holds `stored`; and helpers to
+    send a party's ignore rules, write through it and read a token."""
+    middleware, write, token, seen = _guard_reading(rule)
+    asked = []
+
+    def files_under(folder):
+        asked.append(folder)
+        return [f for f in stored if f.startswith(folder + "/")]
+
+    middleware.files_under = files_under
+
+    async def send_rules(email, rules):
+        scope, receive = _post_changes(make_token(SECRET, email), json.dumps({"ignore": rules}).encode())
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await middleware(scope, receive, send)
+        return sent[0]["status"], json.loads(sent[1]["body"])
+
+    return middleware, send_rules, write, token, asked
+
+
+def test_a_write_a_party_ignores_leaves_its_token_alone():
+    """do2's client syncs its own datasite and the others' public keys: the DS's request to do1
+    and do1's job record (both readable by do2, a guest too) do not wake it; do1's key does."""
+    _, send_rules, write, token, _ = _guard_syncing()
+
+    async def scenario():
+        assert (await send_rules(B, OWNER_RULES.format(me=B)))[0] == 200
+        before = {e: await token(e) for e in (A, B, DS)}
+        await write("/sync/create", DS, multipart(f"{A}/app_data/RDS/rpc/job/create/{DS}/1.request"))
+        await write("/sync/apply_diff", A, json.dumps({"path": f"{A}/app_data/RDS/store/job/1.yaml"}).encode())
+        ignored = {e: await token(e) for e in (A, B, DS)}
+        await write("/sync/create", A, multipart(f"{A}/public/did.json"))
+        key = await token(B)
+        await write("/sync/create", DS, multipart(f"{B}/app_data/RDS/rpc/job/create/{DS}/2.request"))
+        return before, ignored, key, await token(B)
+
+    before, ignored, key, own = asyncio.run(scenario())
+    assert ignored[B] == before[B]  # nothing it syncs
+    assert ignored[A] != before[A] and ignored[DS] != before[DS]  # no rules sent: told as before
+    assert key != ignored[B] and own != key  # another's public key; a request into its datasite
+
+
+def test_a_party_s_rules_are_the_last_it_sent():
+    _, send_rules, write, token, _ = _guard_syncing()
+
+    async def scenario():
+        await send_rules(B, OWNER_RULES.format(me=B))
+        before = await token(B)
+        await write("/sync/delete", DS, json.dumps({"path": f"{A}/public/x.csv"}).encode())
+        narrow = await token(B)
+        await send_rules(B, "# nothing ignored\n")
+        await write("/sync/delete", DS, json.dumps({"path": f"{A}/public/y.csv"}).encode())
+        return before, narrow, await token(B)
+
+    before, narrow, wide = asyncio.run(scenario())
+    assert narrow == before and wide != narrow
+
+
+def test_a_permission_file_concerns_those_who_sync_a_file_under_its_folder():
+    """do1's RDS permission file can change who reads do1's RDS files only: the DS (which syncs
+    them) learns of it, do2 (which ignores them) does not; do1's root permission file covers
+    do1's public key, which do2 syncs."""
+    stored = [f"{A}/app_data/RDS/store/job/1.yaml", f"{A}/public/did.json", f"{B}/app_data/RDS/app.yaml"]
+    _, send_rules, write, token, asked = _guard_syncing(stored=stored)
+
+    async def scenario():
+        await send_rules(B, OWNER_RULES.format(me=B))
+        before = {e: await token(e) for e in (B, DS)}
+        await write("/sync/create", A, multipart(f"{A}/app_data/RDS/syftperm.yaml"))
+        rds = {e: await token(e) for e in (B, DS)}
+        await write("/sync/apply_diff", A, json.dumps({"path": f"{A}/syftperm.yaml"}).encode())
+        return before, rds, {e: await token(e) for e in (B, DS)}
+
+    before, rds, root = asyncio.run(scenario())
+    assert rds[B] == before[B] and rds[DS] != before[DS]
+    assert root[B] != rds[B] and root[DS] != rds[DS]
+    assert asked == [f"{A}/app_data/RDS", A]
+
+
+def test_everyone_learns_of_a_permission_file_when_the_store_cannot_say():
+    middleware, send_rules, write, token, _ = _guard_syncing()
+
+    def broken(folder):
+        raise OSError("database is locked")
+
+    middleware.files_under = broken
+
+    async def scenario():
+        await send_rules(B, OWNER_RULES.format(me=B))
+        before = await token(B)
+        await write("/sync/create", A, multipart(f"{A}/app_data/RDS/syftperm.yaml"))
+        return before, await token(B)
+
+    before, after = asyncio.run(scenario())
+    assert after != before
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"ignore": 3}', b"[]", json.dumps({"ignore": "x" * 70_000}).encode()])
+def test_rules_it_cannot_take_are_refused_and_change_nothing(body):
+    middleware, send_rules, write, token, _ = _guard_syncing()
+
+    async def scenario():
+        await send_rules(B, OWNER_RULES.format(me=B))
+        scope, receive = _post_changes(make_token(SECRET, B), body)
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await middleware(scope, receive, send)
+        before = await token(B)
+        await write("/sync/delete", DS, json.dumps({"path": f"{A}/public/x.csv"}).encode())
+        return sent[0]["status"], json.loads(sent[1]["body"])["detail"], before, await token(B)
+
+    status, detail, before, after = asyncio.run(scenario())
+    assert status == 400 and "ignore rules not taken" in detail
+    assert after == before  # the rules it sent before still hold
