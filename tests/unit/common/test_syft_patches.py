@@ -510,3 +510,50 @@ def test_importing_the_syft_rds_store_applies_the_record_patch():
         print(json.dumps({"retries": bool(getattr(YAMLStore.get_by_uid, "_retries_partial_files", False))}))
     """)
     assert result == {"retries": True}
+
+
+# --------------------------------------------------------------------------- IPython, when syft-rds shows something
+
+def test_syft_rds_imports_without_ipython_and_shows_things_with_it():
+    result = run_fresh("""
+        import io, json, sys
+        from contextlib import redirect_stdout
+        import syft_rds, syft_rds.client.rds_client, syft_rds.display_utils.jupyter.tabulator
+        from syft_rds.models import job_models
+        ipython_then = "IPython" in sys.modules
+        out = io.StringIO()
+        with redirect_stdout(out):
+            job_models.display(job_models.HTML("<b>shown</b>"))  # outside a notebook: IPython prints its repr
+        from IPython.display import HTML
+        print(json.dumps({"ipython_then": ipython_then, "ipython_now": "IPython.display" in sys.modules,
+                          "shown": out.getvalue().strip(), "lazy": job_models.HTML.__module__,
+                          "made": type(job_models.HTML("x")) is HTML}))
+    """)
+    assert result == {"ipython_then": False, "ipython_now": True, "shown": "<IPython.core.display.HTML object>",
+                      "lazy": "federation.common.ipython_display", "made": True}
+
+
+def test_without_the_hook_syft_rds_imports_ipython_at_once():
+    """Control: the lazy import is the hook's, not syft-rds's own."""
+    result = run_fresh("""
+        import json, sys
+        import syft_rds
+        print(json.dumps({"ipython": "IPython" in sys.modules}))
+    """, site=False)
+    assert result == {"ipython": True}
+
+
+def test_a_module_whose_import_line_differs_is_imported_unchanged(tmp_path):
+    """A syft-rds version whose line is not the pinned one's: nothing rewritten."""
+    package = tmp_path / "syft_rds" / "models"
+    package.mkdir(parents=True)
+    (tmp_path / "syft_rds" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "job_models.py").write_text("from IPython.display import display, HTML\n")
+    result = run_fresh(f"""
+        import json, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from syft_rds.models import job_models
+        print(json.dumps({{"module": job_models.HTML.__module__.split(".")[0]}}))
+    """)
+    assert result == {"module": "IPython"}
