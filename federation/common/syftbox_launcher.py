@@ -300,27 +300,30 @@ def _patch_sync_now() -> None:
         if event is not None:  # not syncing yet: its first pass comes anyway
             event.set()
 
-    def ignore_rules(self):
-        """This client's ignore rules (`_.syftignore`) as text; None when it has none to read."""
+    def ignore_rules(self) -> str:
+        """This client's ignore rules (`_.syftignore`) as text; none ("") when it has none to read."""
         try:
             return (self.context.workspace.datasites / ignore.IGNORE_FILENAME).read_text()
         except (AttributeError, OSError, UnicodeDecodeError):
-            return None
+            return ""
 
     def watch_changes(self) -> None:
         """Wake the loop whenever the server's change token moves (a long poll). The request
         carries this client's ignore rules, read again each time: the server then wakes it only
         for files it syncs."""
-        seen = None
+        seen, scoped = None, True
         # ends with the loop it wakes (stopped, or ended by a fatal sync error)
         while not self.is_stop_requested and (self.thread is None or self.thread.is_alive()):
             try:
                 asked = {"params": {"since": seen or "", "wait": CHANGES_WAIT}, "timeout": CHANGES_WAIT + 15}
-                rules = self.ignore_rules()
-                if rules is None:
-                    response = self.context.client.conn.get(CHANGES, **asked)
+                if scoped:
+                    response = self.context.client.conn.post(CHANGES, json={"ignore": self.ignore_rules()}, **asked)
                 else:
-                    response = self.context.client.conn.post(CHANGES, json={"ignore": rules}, **asked)
+                    response = self.context.client.conn.get(CHANGES, **asked)
+                if response.status_code == 400 and scoped:  # rules it does not take: told of everything
+                    logger.warning(f"the server did not take this client's ignore rules: {response.text[:300]}")
+                    scoped = False
+                    continue
                 if response.status_code == 404:
                     logger.warning("the server has no /sync/changes: syncing every interval only")
                     return

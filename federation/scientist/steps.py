@@ -175,7 +175,7 @@ def preview_module(fed_app: Path) -> str | None:
     return f"{package}.preview" if (fed_app / package / "preview.py").is_file() else None
 
 
-# The preview runs beside the Flower server's round and figures: it is not what the DS waits for.
+# The preview runs while the owners' jobs end, after the round: it is not what the DS waits for.
 PREVIEW_NICE = 10
 
 
@@ -197,6 +197,16 @@ def start_mock_preview(settings: ScientistSettings, owners: list[OwnerSession]) 
                                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-def finish_mock_preview(proc: subprocess.Popen | None, settings: ScientistSettings) -> None:
-    if proc is not None and proc.wait(timeout=120) != 0:  # the page then says there is no mock figure; the run still counts
+def finish_mock_preview(proc: subprocess.Popen | None, settings: ScientistSettings, timeout: float = 120) -> None:
+    """Wait for the preview; one that fails or takes longer than `timeout` is stopped, with a
+    warning: the page then says there is no mock figure, and the run still counts."""
+    if proc is None:
+        return
+    try:
+        failed = proc.wait(timeout=timeout) != 0
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        failed = True
+    if failed:
         log.warning("no mock preview: see %s", settings.party.state_dir / "mock-preview.log")

@@ -128,9 +128,11 @@ def run_study(settings: ScientistSettings, sync: SyncClient, run: RunLog) -> Non
         # The mock figures once the real results are in, while the owners' jobs wrap up: during
         # the round it took CPU from the owners' jobs (whose executors weigh a quarter of a party).
         mock_preview = start_mock_preview(settings, owners)
-        with run.step("finish"):
-            wait_until_done([o for o in owners if o.email not in missing], watch)
-        finish_mock_preview(mock_preview, settings)
+        try:
+            with run.step("finish"):
+                wait_until_done([o for o in owners if o.email not in missing], watch)
+        finally:  # never left running, however the finish ends
+            finish_mock_preview(mock_preview, settings)
     finally:
         for server in servers:
             server.stop()

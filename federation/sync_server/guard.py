@@ -23,7 +23,8 @@ request open learns of a new file at once instead of at its next poll (`syftbox_
 does). It says only that something it may read changed, not what or where: what a party may
 read is still only what `/sync/datasite_states` lists for it.
 
-A client may send its ignore rules with that request (`POST`, `{"ignore": "<its _.syftignore>"}`):
+A client may send its ignore rules with that request (`POST`, `{"ignore": "<its _.syftignore>"}`;
+rules the guard cannot take are answered 400 and the party is then told of everything):
 then a write it would not sync anyway (its rules ignore the path) leaves its token alone, and a
 permission file moves its token only when it syncs a file under that file's folder (the only
 files whose reading the permission file can change). With 8 owners, each owner syncing its own
@@ -282,7 +283,8 @@ class Guard:
                 if scope.get("method") == "POST":
                     try:
                         self.scopes.update(email, await _read_scope(receive))
-                    except ValueError as e:
+                    except (ValueError, RecursionError) as e:  # (json's answer to deep nesting)
+                        self.scopes.update(email, None)  # told of everything, as a client that sends none
                         await _answer(send, 400, {"detail": f"ignore rules not taken: {e}"})
                         return
                 token = await self.changes.wait(email, since, seconds)
@@ -321,13 +323,19 @@ class Guard:
             if path.rsplit("/", 1)[-1].endswith(PERMISSION_FILE):
                 if self.files_under is None:
                     return None
-                folder = path.rsplit("/", 1)[0] if "/" in path else ""
-                files = [path, *await asyncio.to_thread(self.files_under, folder)]
-                return [e for e in parties if any(self.scopes.syncs(e, f) for f in files)]
+                return await asyncio.to_thread(self._syncing_under, path, parties)
             parties = [e for e in parties if self.scopes.syncs(e, path)]
             return await asyncio.to_thread(self.readers_of, path, parties) if parties else []
         except Exception:  # the permission store could not say: tell everyone
             return None
+
+
+    def _syncing_under(self, permission_file, parties):
+        """Those of `parties` that sync the permission file or a file under its folder (a thread:
+        a datasite's root folder may hold many files)."""
+        folder = permission_file.rsplit("/", 1)[0] if "/" in permission_file else ""
+        files = [permission_file, *self.files_under(folder)]
+        return [e for e in parties if any(self.scopes.syncs(e, f) for f in files)]
 
 
 def reading_rule(db_path):

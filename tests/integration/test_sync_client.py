@@ -359,8 +359,10 @@ replacement = datasites / "rules.tmp"  # rewritten whole (a rename), same size a
 replacement.write_text(ignore_file.read_text().replace("/app_data/a/", "/app_data/b/"))
 os.replace(replacement, ignore_file)
 renamed = ignore.filter_ignored_paths(datasites, paths)
-with ignore_file.open("r+") as f:  # rewritten in place at once, same size, same inode
+old = ignore_file.stat()
+with ignore_file.open("r+") as f:  # rewritten in place at once, same size, same inode ...
     f.write(f.read().replace("/app_data/b/", "/app_data/a/"))
+os.utime(ignore_file, ns=(old.st_atime_ns, old.st_mtime_ns))  # ... within the same mtime tick
 in_place = ignore.filter_ignored_paths(datasites, paths)
 print(json.dumps({"shipped": shipped, "cheaper": cheaper, "appended": sorted(map(str, appended)),
                   "renamed": sorted(map(str, renamed)), "in_place": sorted(map(str, in_place))}))

@@ -76,7 +76,7 @@ def test_only_an_app_with_a_preview_module_gets_a_mock_preview(tmp_path):
 
 
 def test_the_mock_preview_runs_below_the_runs_priority(tmp_path, monkeypatch):
-    """The preview shares the CPU with the Flower server's round: it runs PREVIEW_NICE lower."""
+    """The preview shares the CPU with the owners' jobs as they end: it runs PREVIEW_NICE lower."""
     import os
 
     from federation.scientist import steps
@@ -93,6 +93,19 @@ def test_the_mock_preview_runs_below_the_runs_priority(tmp_path, monkeypatch):
     monkeypatch.setattr(steps, "mock_dirs", lambda settings, owners: [])
     steps.finish_mock_preview(steps.start_mock_preview(s, []), s)
     assert int((s.results_dir / "mock" / "nice").read_text()) == min(19, os.nice(0) + steps.PREVIEW_NICE)
+
+
+def test_a_mock_preview_that_outlasts_its_wait_is_stopped_and_the_run_goes_on(tmp_path, caplog):
+    import subprocess
+    import sys
+
+    from federation.scientist import steps
+
+    s = ds_settings(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    steps.finish_mock_preview(proc, s, timeout=0.2)  # no exception: the run still counts
+    assert proc.returncode is not None and proc.returncode != 0
+    assert "no mock preview" in caplog.text
 
 
 def test_check_app_names_what_is_not_a_flower_app(tmp_path):
