@@ -13,7 +13,8 @@ server's copy won: the owner's newer status was overwritten by an older one, or 
 file (the upload had read the record mid-write), for good. Seen in the tests as job statuses
 that went back or never reached the DS, and records that stopped the owner.
 
-And one trim (always on): a file deleted on both sides leaves no entry in the client's saved
+And one trim (always on): a file deleted on both sides, or an ignored file that is gone (an
+owner's job code, moved out with the job's history), leaves no entry in the client's saved
 state. syftbox 0.4.0 keeps a sync status for every path it ever synced and writes the whole
 state (`plugins/local_syncstate.json`) again after each file it syncs, so every run's files,
 long gone, made each later write larger: 975 statuses for 107 files, 363 KB, after 21 runs of
@@ -97,13 +98,34 @@ def _patch_create_remote() -> None:
 
 
 def _patch_forget_deleted() -> None:
-    from syftbox.client.plugins.sync import local_state
+    from syftbox.client.plugins.sync import local_state, producer
     from syftbox.client.plugins.sync.types import SyncActionType, SyncStatus
 
     state_cls = local_state.LocalState
     if getattr(state_cls.insert_synced_file, "_forgets_deleted", False):
         return
     insert_synced_file, load = state_cls.insert_synced_file, state_cls.load
+
+    def add_ignored_to_local_state(self, datasite) -> None:
+        """The datasite's ignored files, each with an "ignored" status, and no status for an
+        ignored file that is gone (an owner's job code, moved out with the job's history);
+        saved once, when something changed (syftbox 0.4.0 saved after each new one)."""
+        matches = set(datasite.get_syftignore_matches())
+        statuses = self.local_state.status_info
+        changed = False
+        for path in matches:
+            info = statuses.get(path)
+            if info is None or info.status != SyncStatus.IGNORED:
+                self.local_state.insert_status_info(path, SyncStatus.IGNORED, save=False)
+                changed = True
+        for path, info in list(statuses.items()):
+            if info.status == SyncStatus.IGNORED and path not in matches and path.parts[:1] == (datasite.email,):
+                del statuses[path]
+                changed = True
+        if changed:
+            self.local_state.save()
+
+    producer.SyncProducer.add_ignored_to_local_state = add_ignored_to_local_state
     deletes = {SyncActionType.DELETE_LOCAL, SyncActionType.DELETE_REMOTE}
 
     def insert(self, path, state, action, save: bool = True) -> None:

@@ -90,12 +90,35 @@ def saved_statuses_after_a_run() -> tuple[list[str], Path]:
     return sorted(map(str, again.status_info)), state.path
 
 
+def ignored_statuses_after_two_passes() -> list[str]:
+    # do1's job code is ignored (kept off the wire), then moved out with the job's history; do2's
+    # ignored file stays. The statuses of ignored files after the next pass, as saved.
+    from syftbox.client.plugins.sync.producer import SyncProducer
+
+    root = Path(tempfile.mkdtemp())
+    state = LocalState(path=root / "local_syncstate.json")
+    state.save()
+    code = Path("do1@openmined.org/app_data/RDS/user_files/ds@openmined.org/j/main.py")
+    other = Path("do2@openmined.org/private/p.csv")
+    maker = SyncProducer.__new__(SyncProducer)
+    maker.local_state = state
+    datasite = lambda email, files: SimpleNamespace(email=email, get_syftignore_matches=lambda: files)
+    maker.add_ignored_to_local_state(datasite("do1@openmined.org", [code]))
+    maker.add_ignored_to_local_state(datasite("do2@openmined.org", [other]))
+    maker.add_ignored_to_local_state(datasite("do1@openmined.org", []))  # the code has moved out
+    again = LocalState(path=state.path)
+    again.load()
+    return sorted(str(p) for p, info in again.status_info.items() if info.status.value == "ignored")
+
+
 unpatched, legacy_file = saved_statuses_after_a_run()
+ignored_unpatched = ignored_statuses_after_two_passes()
 launcher._patch_forget_deleted()
 patched, _ = saved_statuses_after_a_run()
 legacy = LocalState(path=legacy_file)  # a state an unpatched client saved, loaded by a patched one
 legacy.load()
-print(json.dumps({"unpatched": unpatched, "patched": patched, "legacy": sorted(map(str, legacy.status_info))}))
+print(json.dumps({"unpatched": unpatched, "patched": patched, "legacy": sorted(map(str, legacy.status_info)),
+                  "ignored_unpatched": ignored_unpatched, "ignored": ignored_statuses_after_two_passes()}))
 """
 
 
@@ -394,6 +417,10 @@ def test_a_file_deleted_on_both_sides_leaves_no_status_in_the_saved_state(stack)
     assert result["patched"] == [public], result
     # and a state an older client saved loses its deleted files' statuses when loaded
     assert result["legacy"] == [public], result
+    # an ignored file that is gone (a job's code, moved out with its history) keeps no status
+    code, other = ("do1@openmined.org/app_data/RDS/user_files/ds@openmined.org/j/main.py",
+                   "do2@openmined.org/private/p.csv")
+    assert result["ignored_unpatched"] == [code, other] and result["ignored"] == [other], result
 
 
 def test_a_write_on_the_server_wakes_a_waiting_client_at_once(stack):
