@@ -44,7 +44,12 @@ and looking at each of the path's folders for a symlink, then by the ignore rule
 from `_.syftignore` at each call (twice a datasite a pass). Now the rules are parsed again only
 when the file changes, the symlink test comes last (on the paths the rules keep) and looks at
 each folder once a call (a file changed in the last 2 s is parsed again at every call, so a
-same-size rewrite in place is never missed). The result is the same set of paths.
+same-size rewrite in place is never missed), and a path's decision is kept while the rules stay
+the same. The result is the same set of paths. And each pass hashed every file of the datasites
+it syncs again (a SHA-256 and an rsync signature each), the ignored ones walked and matched
+too: with a history kept in the synced tree an owner's client was the process whose CPU grew
+with each run. A file's metadata is now kept while its stat (mtime, ctime, size, inode) says it
+is unchanged and it has been for 2 s; the rest is hashed at every pass as before.
 
     python syftbox_launcher.py [--sync-interval S] client --config ... --email ... [syftbox client options]
 """
@@ -160,6 +165,51 @@ def _patch_cheaper_filters() -> None:
         return
     resolved = functools.lru_cache(maxsize=16)(ignore.to_path)  # the datasites folder, resolved once
     parsed: dict = {}  # ignore file -> (what its stat said, its rules)
+    decided: dict = {"rules": None, "paths": {}}  # path -> ignored, while the rules are the same object
+    hashed: dict = {}  # a datasite folder -> {file: (what its stat said, its metadata)}
+
+    def settled(st) -> bool:
+        """Unchanged for 2 s: a same-size rewrite in place within one timestamp tick is past."""
+        return time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > 2_000_000_000
+
+    def is_ignored(rules, path) -> bool:
+        if decided["rules"] is not rules:  # parsed again: decide again
+            decided["rules"], decided["paths"] = rules, {}
+        paths = decided["paths"]
+        if path not in paths:
+            if len(paths) > 200_000:  # paths long gone: start again
+                paths.clear()
+            paths[path] = rules.match_file(path)
+        return paths[path]
+
+    def hash_dir(dir, root_dir, filter_ignored=True):
+        """syftbox's hash_dir, with a file's metadata kept while its stat says it is unchanged
+        (only for files settled for 2 s; the rest is hashed at every pass, as before)."""
+        files = hashing.collect_files(dir)
+        relative_paths = [file.relative_to(root_dir) for file in files]
+        if filter_ignored:
+            relative_paths = filter_ignored_paths(root_dir, relative_paths)
+        before, now = hashed.get(str(dir), {}), {}
+        result = []
+        for relative in relative_paths:
+            path = root_dir / relative
+            try:
+                st = path.stat()
+                seen = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+            except OSError:
+                st = seen = None
+            kept = before.get(path)
+            if kept is not None and seen is not None and kept[0] == seen:
+                metadata = kept[1]
+            else:
+                metadata = hashing.hash_file(path, root_dir)
+            if metadata is None:
+                continue
+            if seen is not None and settled(st):
+                now[path] = (seen, metadata)
+            result.append(metadata.model_copy())  # the caller's own, as a fresh hash was
+        hashed[str(dir)] = now  # only the files there now
+        return result
 
     def get_ignore_rules(folder):
         ignore_file = resolved(folder) / ignore.IGNORE_FILENAME
@@ -177,7 +227,7 @@ def _patch_cheaper_filters() -> None:
             return parsed[ignore_file][1]
         with open(ignore_file) as f:
             rules = pathspec.PathSpec.from_lines("gitwildmatch", f.readlines())
-        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > 2_000_000_000:
+        if settled(st):
             parsed[ignore_file] = (seen, rules)
         else:
             parsed.pop(ignore_file, None)
@@ -212,7 +262,7 @@ def _patch_cheaper_filters() -> None:
             relative_paths = ignore.filter_rejected_files(relative_paths)
         rules = get_ignore_rules(datasites_dir)
         if rules is not None:
-            relative_paths = [path for path in relative_paths if not rules.match_file(path)]
+            relative_paths = [path for path in relative_paths if not is_ignored(rules, path)]
         if ignore_symlinks:  # the costly test last, on what is left
             symlinked = symlink_test(datasites_dir)
             relative_paths = [path for path in relative_paths if not symlinked(datasites_dir / path)]
@@ -224,7 +274,7 @@ def _patch_cheaper_filters() -> None:
             return []
         symlinked = symlink_test(datasites_dir)
         return [path for path in relative_paths
-                if (rules.match_file(path) or ignore._is_rejected_file(path))
+                if (is_ignored(rules, path) or ignore._is_rejected_file(path))
                 and (include_symlinks or not symlinked(datasites_dir / path))]
 
     filter_ignored_paths._cheaper = True
@@ -234,6 +284,7 @@ def _patch_cheaper_filters() -> None:
             module.filter_ignored_paths = filter_ignored_paths
         if hasattr(module, "get_syftignore_matches"):
             module.get_syftignore_matches = get_syftignore_matches
+    hashing.hash_dir = datasite_state.hash_dir = hash_dir
 
 
 def _patch_batched_pass() -> None:

@@ -392,6 +392,52 @@ print(json.dumps({"shipped": shipped, "cheaper": cheaper, "appended": sorted(map
 """
 
 
+# A pass's hashing of a datasite, as shipped and as the launcher runs it.
+HASHES = LAUNCHER + r"""
+import os, time
+from syftbox.lib import hash as hashing
+
+datasites = Path(tempfile.mkdtemp()) / "datasites"
+site = datasites / "do1@openmined.org"
+for name in ("public/did.json", "app_data/RDS/store/job/j.yaml", "app_data/flwr/a/m.request", "private/p.csv"):
+    (site / name).parent.mkdir(parents=True, exist_ok=True)
+    (site / name).write_text(f"content of {name}")
+(datasites / "_.syftignore").write_text("/do1@openmined.org/private/\n")
+
+
+def listing(metadata):
+    return sorted((str(m.path), m.hash, m.signature, m.file_size, m.last_modified.isoformat()) for m in metadata)
+
+
+shipped = listing(hashing.hash_dir(site, root_dir=datasites))
+launcher._patch_cheaper_filters()
+calls = []
+original_hash_file = hashing.hash_file
+hashing.hash_file = lambda path, root_dir=None: calls.append(str(path)) or original_hash_file(path, root_dir)
+fresh = listing(hashing.hash_dir(site, root_dir=datasites))  # all written just now: hashed, not kept
+fresh_calls = len(calls)
+time.sleep(2.2)  # settled
+hashing.hash_dir(site, root_dir=datasites)
+calls.clear()
+settled = listing(hashing.hash_dir(site, root_dir=datasites))
+settled_calls = len(calls)
+record = site / "app_data/RDS/store/job/j.yaml"
+old = record.stat()
+with record.open("r+") as f:  # the same size, in place, and the same mtime: only the ctime moves
+    f.write(f.read().upper())
+os.utime(record, ns=(old.st_atime_ns, old.st_mtime_ns))
+(site / "app_data/flwr/a/m.request").unlink()
+(site / "public/new.json").write_text("{}")
+calls.clear()
+changed = listing(hashing.hash_dir(site, root_dir=datasites))
+print(json.dumps({"shipped": shipped, "fresh": fresh, "fresh_calls": fresh_calls, "settled": settled,
+                  "settled_calls": settled_calls, "changed": changed, "changed_calls": sorted(calls),
+                  "expected": listing(hashing.hash_files([datasites / p for p in (
+                      "do1@openmined.org/app_data/RDS/store/job/j.yaml", "do1@openmined.org/public/did.json",
+                      "do1@openmined.org/public/new.json")], datasites))}))
+"""
+
+
 def in_syftbox_venv(script: str) -> dict:
     """`script` run by the image's syftbox interpreter; the JSON its last line printed."""
     run = subprocess.run(["docker", "run", "--rm", "-i", "--entrypoint", "/opt/syftbox/bin/python", "federation:latest",
@@ -473,3 +519,14 @@ def test_the_cheaper_path_filters_keep_exactly_what_the_shipped_ones_keep(stack)
     assert "do1@openmined.org/app_data/a/1.request" not in result["appended"], result
     assert "do1@openmined.org/app_data/a/1.request" in result["renamed"], result
     assert "do1@openmined.org/app_data/a/1.request" not in result["in_place"], result
+
+
+def test_a_pass_hashes_again_only_the_files_that_changed(stack):
+    result = in_syftbox_venv(HASHES)
+    # the same metadata as syftbox 0.4.0's hash_dir, the ignored private file left out
+    assert result["fresh"] == result["shipped"] and len(result["shipped"]) == 3, result
+    assert result["fresh_calls"] == 3  # files written in the last 2 s: hashed at every pass
+    assert result["settled"] == result["shipped"] and result["settled_calls"] == 0, result
+    # a same-size rewrite in place (mtime put back), a new file and a deleted one: seen at once
+    assert result["changed"] == result["expected"], result
+    assert [p.rsplit("/", 1)[-1] for p in result["changed_calls"]] == ["j.yaml", "new.json"], result
