@@ -557,3 +557,14 @@ def test_a_module_whose_import_line_differs_is_imported_unchanged(tmp_path):
         print(json.dumps({{"module": job_models.HTML.__module__.split(".")[0]}}))
     """)
     assert result == {"module": "IPython"}
+
+
+def test_a_record_reads_back_as_syft_rds_wrote_it_with_libyamls_parser(job_store):
+    """The patched reader parses with PyYAML's C parser: every field as the pure Python one reads it."""
+    import yaml
+
+    assert hasattr(yaml, "CSafeLoader")  # PyYAML's wheels carry libyaml: else the reader falls back
+    job = job_store.create(a_job().model_copy(update={"description": "two\nlines: and a colon", "tags": ["a", "b"]}))
+    text = job_store._get_record_path(job.uid).read_text()
+    assert yaml.load(text, Loader=yaml.CSafeLoader) == yaml.safe_load(text)
+    assert job_store.get_by_uid(job.uid) == job
