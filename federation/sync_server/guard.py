@@ -329,7 +329,6 @@ class Guard:
         except Exception:  # the permission store could not say: tell everyone
             return None
 
-
     def _syncing_under(self, permission_file, parties):
         """Those of `parties` that sync the permission file or a file under its folder (a thread:
         a datasite's root folder may hold many files)."""
