@@ -107,14 +107,14 @@ def _request(path, token=None, query=b""):
     return {"type": "http", "path": path, "headers": headers, "query_string": query}
 
 
-async def _call(middleware, scope):
+async def _call(middleware, scope, receive=None):
     """What the middleware answered: (status, JSON body)."""
     sent = []
 
     async def send(message):
         sent.append(message)
 
-    await middleware(scope, None, send)
+    await middleware(scope, receive, send)
     return sent[0]["status"], json.loads(sent[1]["body"])
 
 
@@ -369,14 +369,7 @@ def _guard_syncing(rule=lambda email, path: True, stored=()):
     middleware.files_under = files_under
 
     async def send_rules(email, rules):
-        scope, receive = _post_changes(make_token(SECRET, email), json.dumps({"ignore": rules}).encode())
-        sent = []
-
-        async def send(message):
-            sent.append(message)
-
-        await middleware(scope, receive, send)
-        return sent[0]["status"], json.loads(sent[1]["body"])
+        return await _call(middleware, *_post_changes(make_token(SECRET, email), json.dumps({"ignore": rules}).encode()))
 
     return middleware, send_rules, write, token, asked
 
@@ -465,16 +458,10 @@ def test_rules_it_cannot_take_are_refused_and_the_party_is_told_of_everything(bo
 
     async def scenario():
         await send_rules(B, OWNER_RULES.format(me=B))
-        scope, receive = _post_changes(make_token(SECRET, B), body)
-        sent = []
-
-        async def send(message):
-            sent.append(message)
-
-        await middleware(scope, receive, send)
+        status, answer = await _call(middleware, *_post_changes(make_token(SECRET, B), body))
         before = await token(B)
         await write("/sync/delete", DS, json.dumps({"path": f"{A}/public/x.csv"}).encode())
-        return sent[0]["status"], json.loads(sent[1]["body"])["detail"], before, await token(B)
+        return status, answer["detail"], before, await token(B)
 
     status, detail, before, after = asyncio.run(scenario())
     assert status == 400 and "ignore rules not taken" in detail
